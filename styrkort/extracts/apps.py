@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ExtractsConfig(AppConfig):
+    name = "styrkort.extracts"
+    label = "extracts"
+    verbose_name = _("Visit-level extracts")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from styrkort.extracts import services
+        from styrkort.jobs.services import register
+
+        register(services.JOB_KIND, services.ingest_job)

@@ -1,0 +1,1047 @@
+"""The indicator engine: definitions → SQL → DuckDB over the active Parquet files → figures.
+
+Plain functions and one small class around a DuckDB connection; no Django here (the service
+layer in ``services.py`` fetches files, listings and staffing from the database, calls this
+module and stores what it returns). The steps for one definition:
+
+1. The canonical tables are DuckDB views over ``read_parquet([...])`` of exactly the files the
+   definition needs for the periods being computed (its time window, see
+   :func:`data_window`), cast to the canonical types. ``sick_leave`` is deduplicated: a case
+   present in several months' files is taken from the latest file. Nothing but the built-in
+   Parquet reader is used; extension auto-loading is switched off.
+2. The definition's *case query* (compiled from its declarative form, or its SQL) gives one
+   row per case with unit, patient, sex, birth year and an anchor date (or a period, for cases
+   counted in every period they are ongoing at), plus ``num`` for proportions and ``value``
+   for means and medians. Rows of units outside the region are dropped.
+3. Age band = the period's calendar year minus the birth year, in ``REPORT_AGE_BANDS``.
+4. One aggregation with ``GROUPING SETS ((unit), ()) × CUBE(sex, age_band)`` per period gives
+   every unit and the region, by sex K/M/T and every age band plus "alla", for months,
+   quarters and years at once. Additive measures are first summed per month and then rolled
+   up (months → quarters, years); distinct-patient counts and medians roll up from the cases.
+5. Rates join the listed population (mean over the period's months) from the organisation
+   registry, passed in as an Arrow table.
+6. Intervals and funnel classes are computed on whole columns (:mod:`vectorised`), against
+   the region's value for the same period, sex and age band.
+
+Dependency rule (incremental recomputation, :func:`dependent_periods`): the figure of a
+definition for result period P depends on the rows of its tables dated from
+``P.start - lookback_days`` to ``P.end + lookahead_days`` (``"all"``: unbounded). When the
+data of a table for a date range R changes (an extract version replaced), the periods to
+recompute are exactly those whose window intersects R, for each definition that reads the
+table. For a window-free definition (lookback = lookahead = 0) replacing month M recomputes M,
+its quarter and its year; "new depression, then treatment within 90 days" (lookback 365,
+lookahead 90) also recomputes the months whose 365-day look-back reaches M (the next twelve)
+and those whose 90-day follow-up reaches into M (the three before), with their quarters and
+years. Listing changes behave as a table "listings" read by rates with a zero window, staffing
+changes as "staffing" read by PO11.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from styrkort.breakdowns import ALL_AGES, REPORT_AGE_BANDS, TOTAL, band_bounds, report_band
+from styrkort.indicators import vectorised
+from styrkort.indicators.catalogue import Catalogue, Definition, canonical_columns
+from styrkort.periods import KINDS, MONTH, QUARTER, YEAR, Period
+
+log = logging.getLogger(__name__)
+
+CONFIDENCE = 0.95
+FUNNEL_LEVEL = 0.998
+REGION = ""  # the unit label of region rows in engine output
+_UNKNOWN = "?"
+_EXTRACT_TABLES = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave")
+#: Pseudo-tables for data from the registry, for the dependency rule.
+LISTINGS, STAFFING = "listings", "staffing"
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtractFile:
+    """One active extract file: which table and declared period it holds, where, its hash."""
+
+    id: int
+    table: str
+    period: str
+    version: int
+    path: Path
+    checksum: str
+
+    @property
+    def start(self) -> date:
+        return Period.parse(self.period).start
+
+    @property
+    def end(self) -> date:
+        return Period.parse(self.period).end
+
+    def describe(self) -> dict:
+        return {
+            "id": self.id,
+            "table": self.table,
+            "period": self.period,
+            "version": self.version,
+            "checksum": self.checksum,
+        }
+
+
+@dataclass(frozen=True)
+class ListingRow:
+    unit_hsa_id: str
+    month: str
+    sex: str
+    age_band: str  # fine band, as in the registry
+    listed: int
+
+
+@dataclass(frozen=True)
+class StaffingRow:
+    unit_hsa_id: str
+    period: str
+    profession: str
+    fte: float
+
+
+@dataclass(frozen=True)
+class Change:
+    """Data of ``table`` dated from ``start`` to ``end`` changed (e.g. a replaced extract)."""
+
+    table: str
+    start: date
+    end: date
+
+    @classmethod
+    def of(cls, table: str, period: str | Period) -> Change:
+        p = Period.parse(period)
+        return cls(table, p.start, p.end)
+
+
+@dataclass
+class Block:
+    """The figures of one definition: parallel columns, one entry per result cell.
+
+    ``unit`` is the unit's HSA-id or ``""`` for the region; ``numerator``/``denominator``/
+    ``value``/``lower``/``upper`` are floats with NaN for missing; ``comparison`` holds the
+    judgement strings; ``files`` are the extract files read.
+    """
+
+    code: str
+    unit: np.ndarray
+    period: np.ndarray
+    period_kind: np.ndarray
+    sex: np.ndarray
+    age_band: np.ndarray
+    numerator: np.ndarray
+    denominator: np.ndarray
+    value: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    comparison: np.ndarray
+    complete: np.ndarray
+    files: list[ExtractFile] = field(default_factory=list)
+    collected: dict = field(default_factory=dict)
+    reason: np.ndarray | None = None  # public suppression pattern, set by the service layer
+
+    def __len__(self) -> int:
+        return len(self.unit)
+
+    def rows(self) -> list[dict]:
+        """Plain dicts (NaN → None), for tests and small outputs."""
+
+        def plain(v):
+            if isinstance(v, float | np.floating):
+                return None if np.isnan(v) else float(v)
+            if isinstance(v, np.bool_):
+                return bool(v)
+            return v
+
+        names = [
+            "unit",
+            "period",
+            "period_kind",
+            "sex",
+            "age_band",
+            "numerator",
+            "denominator",
+            "value",
+            "lower",
+            "upper",
+            "comparison",
+            "complete",
+        ]
+        cols = [getattr(self, n) for n in names]
+        return [
+            {n: plain(c[i]) for n, c in zip(names, cols, strict=True)} for i in range(len(self))
+        ]
+
+    def inputs_for(self, definition: Definition, period: str) -> tuple[str, list[dict], dict]:
+        """(fingerprint, extract files, collected-data fingerprints) that the figure of
+        ``period`` depends on: the files its data window touches (the dependency rule)."""
+        chosen = files_for(definition, self.files, [Period.parse(period)])
+        extracts = sorted(
+            (f.describe() for group in chosen.values() for f in group),
+            key=lambda e: (e["table"], e["period"]),
+        )
+        payload = json.dumps({"extracts": extracts, "collected": self.collected}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest(), extracts, self.collected
+
+
+# ----------------------------------------------------------------------------------------------
+# Periods, windows and dependencies
+# ----------------------------------------------------------------------------------------------
+
+
+def months_between(start: date, end: date) -> list[Period]:
+    first, last = Period.month_of(start), Period.month_of(end)
+    return [first + i for i in range(first.distance(last) + 1)] if first <= last else []
+
+
+def period_order(p: Period) -> tuple[int, date]:
+    """Sort key: years, then quarters, then months, each in time order."""
+    return (p.kind_order, p.start)
+
+
+def result_periods(months: Iterable[Period], kinds: Iterable[str] = KINDS) -> list[Period]:
+    """The months given plus every quarter and year containing one, of the kinds wanted."""
+    kinds = set(kinds)
+    out: set[Period] = set()
+    for m in months:
+        if MONTH in kinds:
+            out.add(m)
+        if QUARTER in kinds:
+            out.add(m.quarter())
+        if YEAR in kinds:
+            out.add(m.as_year())
+    return sorted(out, key=period_order)
+
+
+def data_months(files: Iterable[ExtractFile]) -> list[Period]:
+    """Every month covered by extract files (all tables), from the first to the last."""
+    files = [f for f in files if f.table in _EXTRACT_TABLES]
+    if not files:
+        return []
+    return months_between(min(f.start for f in files), max(f.end for f in files))
+
+
+def data_window(
+    definition: Definition, periods: Sequence[Period]
+) -> tuple[date | None, date | None]:
+    """First and last date of data the figures for ``periods`` depend on (None: unbounded)."""
+    start = min(p.start for p in periods)
+    end = max(p.end for p in periods)
+    lb, la = definition.lookback_days, definition.lookahead_days
+    return (
+        None if lb is None else start - timedelta(days=lb),
+        None if la is None else end + timedelta(days=la),
+    )
+
+
+def _overlaps(a_start: date | None, a_end: date | None, b_start: date, b_end: date) -> bool:
+    return (a_start is None or a_start <= b_end) and (a_end is None or a_end >= b_start)
+
+
+def tables_read(definition: Definition) -> set[str]:
+    """Tables a definition depends on, including the registry's pseudo-tables."""
+    tables = set(definition.tables)
+    if definition.is_rate:
+        tables.add(LISTINGS)
+    if definition.form == "collected":
+        tables.add(STAFFING)
+    return tables
+
+
+def dependent_periods(
+    definition: Definition, changes: Iterable[Change], periods: Iterable[Period]
+) -> list[Period]:
+    """The periods among ``periods`` whose figure depends on any of ``changes``."""
+    tables = tables_read(definition)
+    changes = [c for c in changes if c.table in tables]
+    out = []
+    for p in periods:
+        start, end = data_window(definition, [p])
+        if any(_overlaps(start, end, c.start, c.end) for c in changes):
+            out.append(p)
+    return out
+
+
+def files_for(
+    definition: Definition, files: Iterable[ExtractFile], periods: Sequence[Period]
+) -> dict[str, list[ExtractFile]]:
+    """The active files of each of the definition's tables that its window touches."""
+    start, end = data_window(definition, periods)
+    out: dict[str, list[ExtractFile]] = {t: [] for t in definition.tables}
+    for f in files:
+        if f.table in out and _overlaps(start, end, f.start, f.end):
+            out[f.table].append(f)
+    for group in out.values():
+        group.sort(key=lambda f: (f.end, f.start, f.id))
+    return out
+
+
+def coverage(files: Iterable[ExtractFile]) -> dict[str, tuple[date, date]]:
+    """First and last day covered by the active files of each table."""
+    out: dict[str, tuple[date, date]] = {}
+    for f in files:
+        lo, hi = out.get(f.table, (f.start, f.end))
+        out[f.table] = (min(lo, f.start), max(hi, f.end))
+    return out
+
+
+def is_complete(
+    definition: Definition,
+    period: Period,
+    covered: Mapping[str, tuple[date, date]],
+    listed_months: set[str] | None = None,
+) -> bool:
+    """Whether the data a figure depends on lies inside what the extracts cover.
+
+    False for a period not wholly covered, for a look-back that reaches before the first
+    extract (a "new" diagnosis cannot be told from an old one) and for a follow-up that runs
+    past the last extract (the latest months of "treatment within 90 days"). An unbounded
+    window only requires the period itself to be covered. Rates also need a listing for
+    every month of the period.
+    """
+    for table in definition.tables:
+        if table not in covered:
+            return False
+        lo, hi = covered[table]
+        need_lo = period.start
+        need_hi = period.end
+        if definition.lookback_days is not None:
+            need_lo -= timedelta(days=definition.lookback_days)
+        if definition.lookahead_days is not None:
+            need_hi += timedelta(days=definition.lookahead_days)
+        if lo > need_lo or hi < need_hi:
+            return False
+    return not (
+        definition.is_rate
+        and listed_months is not None
+        and any(str(m) not in listed_months for m in period.months())
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# SQL
+# ----------------------------------------------------------------------------------------------
+
+
+def _to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    # DuckDB 2 renamed arrow() to to_arrow_table(); the project allows 1.2 to 2.x.
+    method = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return method()
+
+
+def _q(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def age_band_sql(age_sql: str) -> str:
+    """CASE expression mapping an age in years to its report band (NULL if unknown)."""
+    parts = []
+    for band in REPORT_AGE_BANDS:
+        _low, high = band_bounds(band)
+        if high is None:
+            parts.append(f"ELSE {_q(band)}")
+        else:
+            parts.append(f"WHEN ({age_sql}) <= {high} THEN {_q(band)}")
+    return f"(CASE WHEN ({age_sql}) IS NULL OR ({age_sql}) < 0 THEN NULL {' '.join(parts)} END)"
+
+
+def _cube(definition: Definition) -> tuple[str, str, str]:
+    """The CUBE over the breakdowns and the labelled sex and band select expressions."""
+    cube = [c for c in ("sex", "age_band") if c in definition.breakdowns]
+    sex = (
+        f"CASE WHEN grouping(sex) = 1 THEN '{TOTAL}' ELSE coalesce(sex, '{_UNKNOWN}') END"
+        if "sex" in cube
+        else f"'{TOTAL}'"
+    )
+    band = (
+        f"CASE WHEN grouping(age_band) = 1 THEN '{ALL_AGES}' "
+        f"ELSE coalesce(age_band, '{_UNKNOWN}') END"
+        if "age_band" in cube
+        else f"'{ALL_AGES}'"
+    )
+    return (f", CUBE({', '.join(cube)})" if cube else ""), sex, band
+
+
+def additive(definition: Definition) -> bool:
+    """Whether monthly partial sums can be rolled up into quarters and years."""
+    return (
+        definition.count == "rows" and definition.kind != "median" and not definition.uses_periods
+    )
+
+
+def _sql_date(d: date) -> str:
+    return f"DATE '{d.isoformat()}'"
+
+
+def _cases_sql(definition: Definition, first: date, last: date) -> str:
+    """Case rows in the region's units with period key (month or period), sex, report age
+    band, patient, and num/value as the kind needs."""
+    extra = ""
+    if definition.kind == "proportion":
+        extra += ", c.num"
+    if definition.kind in ("mean", "median"):
+        extra += ", c.value"
+    if definition.uses_periods:
+        return f"""
+            SELECT u.hsa_id AS unit, p.period, p.kind,
+                   CASE WHEN c.sex IN ('K', 'M') THEN c.sex END AS sex,
+                   {age_band_sql("p.p_year - c.birth_year")} AS age_band,
+                   c.patient_key{extra}
+            FROM ({definition.case_sql}) c
+            JOIN units u ON u.hsa_id = c.unit_hsa_id
+            JOIN periods p ON p.period = c.period"""
+    # The date range lets DuckDB skip files and row groups outside the periods computed.
+    return f"""
+        SELECT u.hsa_id AS unit, strftime(c.anchor_date, '%Y-%m') AS month,
+               CASE WHEN c.sex IN ('K', 'M') THEN c.sex END AS sex,
+               {age_band_sql("year(c.anchor_date) - c.birth_year")} AS age_band,
+               c.patient_key{extra}
+        FROM ({definition.case_sql}) c
+        JOIN units u ON u.hsa_id = c.unit_hsa_id
+        WHERE c.anchor_date BETWEEN {_sql_date(first)} AND {_sql_date(last)}"""
+
+
+def aggregate_sql(definition: Definition, first: date, last: date) -> str:
+    """SQL giving one row per (period, unit or region, sex, age band) for the definition.
+
+    ``first``/``last`` bound the dates of the periods computed. Output columns: period, kind,
+    unit ('' = region), sex, age_band, n, x, s, ss, and for medians med, med_lo, med_hi;
+    rates add ``listed``; every row carries the region's figures as reg_*. Needs the tables
+    ``units``, ``periods``, ``period_months`` and (for rates) ``listed_agg``.
+
+    Three strategies, all giving every unit and the region by sex K/M/T and every band:
+
+    * additive counts and sums: summed per month first, then the small partial table is
+      rolled up into months, quarters and years with GROUPING SETS;
+    * distinct patients: deduplicated to one row per (period, unit, patient) for the units and
+      one per (period, patient) for the region, then counted (cheaper than COUNT(DISTINCT)
+      under grouping sets, and a patient with inconsistent sex is still counted once in T);
+    * medians and cases counted per period (ongoing sick leave): grouped directly.
+    """
+    cube, sex_label, band_label = _cube(definition)
+    cases = _cases_sql(definition, first, last)
+    labels = f"{sex_label} AS r_sex, {band_label} AS r_band"
+    unit_label = "CASE WHEN grouping(unit) = 1 THEN '' ELSE unit END AS r_unit"
+    is_prop = definition.kind == "proportion"
+    num = "num" if is_prop else "false"
+    value = "value" if definition.kind in ("mean", "median") else "CAST(NULL AS DOUBLE)"
+    keyed = (
+        "SELECT * FROM cases"
+        if definition.uses_periods
+        else "SELECT pm.period, pm.kind, cases.* EXCLUDE (month) FROM cases "
+        "JOIN period_months pm ON pm.month = cases.month"
+    )
+    if additive(definition):
+        # Sum each month's cases once, then roll the small partial table up into every
+        # period, unit/region and breakdown: the cases are scanned a single time.
+        grouped = f"""
+            partial AS (
+                SELECT month, unit, sex, age_band, count(*) AS n,
+                       count(*) FILTER (WHERE {num}) AS x,
+                       sum({value}) AS s, sum({value} * {value}) AS ss
+                FROM cases GROUP BY month, unit, sex, age_band
+            ),
+            grouped AS (
+                SELECT pm.period, pm.kind, {unit_label}, {labels},
+                       sum(n) AS n, sum(x) AS x, sum(s) AS s, sum(ss) AS ss
+                FROM partial JOIN period_months pm ON pm.month = partial.month
+                GROUP BY pm.period, pm.kind, GROUPING SETS ((unit), ()){cube}
+            )"""
+    elif definition.count == "patients":
+        grouped = f"""
+            keyed AS ({keyed}),
+            per_unit AS (
+                SELECT period, kind, unit, patient_key, min(sex) AS sex,
+                       min(age_band) AS age_band, bool_or({num}) AS num
+                FROM keyed GROUP BY period, kind, unit, patient_key
+            ),
+            per_region AS (
+                SELECT period, kind, patient_key, min(sex) AS sex, min(age_band) AS age_band,
+                       bool_or(num) AS num
+                FROM per_unit GROUP BY period, kind, patient_key
+            ),
+            grouped AS (
+                SELECT period, kind, unit AS r_unit, {labels}, count(*) AS n,
+                       count(*) FILTER (WHERE num) AS x,
+                       CAST(NULL AS DOUBLE) AS s, CAST(NULL AS DOUBLE) AS ss
+                FROM per_unit GROUP BY period, kind, unit{cube}
+                UNION ALL
+                SELECT period, kind, '' AS r_unit, {labels}, count(*) AS n,
+                       count(*) FILTER (WHERE num) AS x,
+                       CAST(NULL AS DOUBLE) AS s, CAST(NULL AS DOUBLE) AS ss
+                FROM per_region GROUP BY period, kind{cube}
+            )"""
+    else:
+        median = ""
+        if definition.kind == "median":
+            median = ", median(value) AS med, list_sort(list(value)) AS vals"
+        grouped = f"""
+            keyed AS ({keyed}),
+            grouped AS (
+                SELECT period, kind, {unit_label}, {labels}, count(*) AS n,
+                       count(*) FILTER (WHERE {num}) AS x,
+                       sum({value}) AS s, sum({value} * {value}) AS ss{median}
+                FROM keyed
+                GROUP BY period, kind, GROUPING SETS ((unit), ()){cube}
+            )"""
+    median_cols = ""
+    if definition.kind == "median":
+        # Distribution-free interval for the median from order statistics (Campbell & Gardner
+        # 1988): ranks n/2 -/+ z sqrt(n)/2 (+1 for the upper), rounded; none when out of range.
+        z = f"{vectorised._z(CONFIDENCE)!r}"
+        lo = f"CAST(round(len(vals) / 2.0 - {z} * sqrt(len(vals)) / 2.0) AS BIGINT)"
+        hi = f"CAST(round(1 + len(vals) / 2.0 + {z} * sqrt(len(vals)) / 2.0) AS BIGINT)"
+        median_cols = f""",
+               med,
+               CASE WHEN {lo} >= 1 AND {hi} <= len(vals) THEN vals[{lo}] END AS med_lo,
+               CASE WHEN {lo} >= 1 AND {hi} <= len(vals) THEN vals[{hi}] END AS med_hi"""
+    x_col = "x" if is_prop else "CAST(NULL AS BIGINT) AS x"
+    sql = f"""
+        WITH cases AS ({cases}),
+        {grouped},
+        res AS (
+            SELECT period, kind, r_unit AS unit, r_sex AS sex, r_band AS age_band,
+                   n, {x_col}, s, ss{median_cols}
+            FROM grouped
+            WHERE r_sex <> '{_UNKNOWN}' AND r_band <> '{_UNKNOWN}'
+        )"""
+    if definition.is_rate:
+        sql += """,
+        joined AS (
+            SELECT coalesce(r.period, l.period) AS period, coalesce(r.kind, l.kind) AS kind,
+                   coalesce(r.unit, l.unit) AS unit, coalesce(r.sex, l.sex) AS sex,
+                   coalesce(r.age_band, l.age_band) AS age_band,
+                   coalesce(r.n, 0) AS n, r.x, r.s, r.ss, l.listed
+            FROM res r
+            FULL OUTER JOIN (SELECT * FROM listed_agg
+                             WHERE period IN (SELECT period FROM periods)) l
+              ON l.period = r.period AND l.unit = r.unit AND l.sex = r.sex
+             AND l.age_band = r.age_band
+        )
+        SELECT j.*, reg.n AS reg_n, reg.x AS reg_x, reg.s AS reg_s, reg.ss AS reg_ss,
+               reg.listed AS reg_listed
+        FROM joined j
+        LEFT JOIN joined reg ON reg.unit = '' AND reg.period = j.period AND reg.sex = j.sex
+         AND reg.age_band = j.age_band"""
+    else:
+        sql += """
+        SELECT r.*, reg.n AS reg_n, reg.x AS reg_x, reg.s AS reg_s, reg.ss AS reg_ss
+        FROM res r
+        LEFT JOIN res reg ON reg.unit = '' AND reg.period = r.period AND reg.sex = r.sex
+         AND reg.age_band = r.age_band"""
+    # A fixed row order makes everything downstream (suppression's tie-breaks, stored ids)
+    # the same from run to run, whatever DuckDB's parallel plan.
+    return sql + "\n        ORDER BY period, unit, sex, age_band"
+
+
+# ----------------------------------------------------------------------------------------------
+# The connection
+# ----------------------------------------------------------------------------------------------
+
+
+class Engine:
+    """A DuckDB connection set up for one region's run.
+
+    ``units`` maps HSA-id → unit id (only these units' rows count); ``listing`` holds the
+    registry's listed population for the months of the run.
+    """
+
+    def __init__(
+        self,
+        units: Mapping[str, int],
+        listing: Iterable[ListingRow] = (),
+        *,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        temp_directory: Path | None = None,
+    ):
+        config: dict[str, Any] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "preserve_insertion_order": False,
+        }
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = threads
+        if temp_directory:
+            config["temp_directory"] = str(temp_directory)
+        self.con = duckdb.connect(config=config)
+        self.con.execute("SET enable_progress_bar = false")
+        self.columns = canonical_columns()
+        self._table_files: dict[str, tuple[int, ...] | None] = {}
+        self.con.register(
+            "units_arrow",
+            pa.table(
+                {
+                    "hsa_id": pa.array(list(units), pa.string()),
+                    "unit_id": pa.array(list(units.values()), pa.int64()),
+                }
+            ),
+        )
+        self.con.execute("CREATE TEMP TABLE units AS SELECT * FROM units_arrow")
+        listing = list(listing)
+        self.listed_months = {r.month for r in listing}
+        self.con.register(
+            "listing_arrow",
+            pa.table(
+                {
+                    "unit": pa.array([r.unit_hsa_id for r in listing], pa.string()),
+                    "month": pa.array([r.month for r in listing], pa.string()),
+                    "sex": pa.array([r.sex for r in listing], pa.string()),
+                    "age_band": pa.array([report_band(r.age_band) for r in listing], pa.string()),
+                    "listed": pa.array([r.listed for r in listing], pa.int64()),
+                }
+            ),
+        )
+        self.con.execute(
+            "CREATE TEMP TABLE listing AS SELECT l.* FROM listing_arrow l "
+            "JOIN units u ON u.hsa_id = l.unit"
+        )
+        for table in self.columns:
+            if table != "listings":
+                self.set_files(table, [])
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def _select_cast(self, table: str, source: str, extra: str = "") -> str:
+        cols = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in self.columns[table].items())
+        return f"SELECT {cols}{extra} FROM {source}"
+
+    def set_files(self, table: str, files: Sequence[ExtractFile]) -> None:
+        """Point the view ``table`` at ``files`` (typed empty when there are none)."""
+        ids = tuple(f.id for f in files)
+        if self._table_files.get(table) == ids:
+            return
+        self._table_files[table] = ids
+        if not files:
+            cols = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in self.columns[table].items())
+            body = f"SELECT {cols} WHERE false"
+        elif table == "sick_leave":
+            # One case can be in several months' files (it overlaps them all); the latest
+            # file describes it best (an extended or shortened end date).
+            parts = " UNION ALL ".join(
+                self._select_cast(table, f"read_parquet({_q(str(f.path))})", f", {i} AS _file")
+                for i, f in enumerate(files)
+            )
+            names = ", ".join(f'"{c}"' for c in self.columns[table])
+            body = (
+                f"SELECT {names} FROM ({parts}) QUALIFY row_number() OVER "
+                "(PARTITION BY patient_key, unit_hsa_id, start_date ORDER BY _file DESC) = 1"
+            )
+        else:
+            paths = ", ".join(_q(str(f.path)) for f in files)
+            body = self._select_cast(table, f"read_parquet([{paths}])")
+        self.con.execute(f"CREATE OR REPLACE VIEW {table} AS {body}")
+
+    def use_files(self, files: Mapping[str, Sequence[ExtractFile]]) -> None:
+        """Point every canonical table at its files for this run."""
+        for table in self.columns:
+            if table != "listings":
+                self.set_files(table, files.get(table, []))
+
+    def create_views(self, catalogue: Catalogue, materialise: Iterable[str] = ()) -> None:
+        """Create the pack views; those in ``materialise`` are computed once, as tables.
+
+        Shared intermediate results (treatment days, new depression diagnoses …) are used by
+        several definitions; computing them once per run instead of once per definition is
+        most of the engine's speed. Views that read the per-definition ``periods`` tables
+        stay views. Call after :meth:`use_files`.
+        """
+        materialise = set(materialise)
+        lazy: set[str] = set()
+        for pack in catalogue.packs:
+            for view in pack.views:
+                names = duckdb.get_table_names(view.sql)
+                if names & {"periods", "period_months"} or names & lazy:
+                    lazy.add(view.name)
+                kind = "TABLE" if view.name in materialise and view.name not in lazy else "VIEW"
+                other = "VIEW" if kind == "TABLE" else "TABLE"
+                self.con.execute(f"DROP {other} IF EXISTS {view.name}")
+                self.con.execute(f"CREATE OR REPLACE {kind} {view.name} AS {view.sql}")
+
+    def set_periods(self, periods: Sequence[Period]) -> None:
+        """Fill ``periods`` and ``period_months`` with the periods being computed."""
+        rows = [
+            (str(p), p.kind, p.start, p.end, p.year, [str(m) for m in p.months()]) for p in periods
+        ]
+        table = pa.table(
+            {
+                "period": pa.array([r[0] for r in rows], pa.string()),
+                "kind": pa.array([r[1] for r in rows], pa.string()),
+                "p_start": pa.array([r[2] for r in rows], pa.date32()),
+                "p_end": pa.array([r[3] for r in rows], pa.date32()),
+                "p_year": pa.array([r[4] for r in rows], pa.int32()),
+                "months": pa.array([r[5] for r in rows], pa.list_(pa.string())),
+            }
+        )
+        self.con.register("periods_arrow", table)
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE periods AS "
+            "SELECT period, kind, p_start, p_end, p_year FROM periods_arrow"
+        )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE period_months AS "
+            "SELECT unnest(months) AS month, period, kind, p_start, p_end, p_year "
+            "FROM periods_arrow"
+        )
+        self.con.unregister("periods_arrow")
+
+    def build_listed(self, periods: Sequence[Period]) -> None:
+        """``listed_agg``: mean listed over each period's months, for units and the region,
+        by sex and age band. A unit's mean is over the months it has listings in; the
+        region's over the months any unit has."""
+        self.set_periods(periods)
+        self.con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE listed_agg AS
+            WITH l AS (
+                SELECT pm.period, pm.kind, l.unit, l.month, l.sex, l.age_band, l.listed
+                FROM listing l JOIN period_months pm ON pm.month = l.month
+            ),
+            months AS (
+                SELECT period, CASE WHEN grouping(unit) = 1 THEN '' ELSE unit END AS unit,
+                       count(DISTINCT month) AS n_months
+                FROM l GROUP BY period, GROUPING SETS ((unit), ())
+            ),
+            sums AS (
+                SELECT period, kind, CASE WHEN grouping(unit) = 1 THEN '' ELSE unit END AS unit,
+                       CASE WHEN grouping(sex) = 1 THEN 'T' ELSE sex END AS sex,
+                       CASE WHEN grouping(age_band) = 1 THEN 'alla' ELSE age_band END AS age_band,
+                       sum(listed) AS listed
+                FROM l GROUP BY period, kind, GROUPING SETS ((unit), ()), CUBE(sex, age_band)
+            )
+            SELECT s.period, s.kind, s.unit, s.sex, s.age_band,
+                   CAST(s.listed AS DOUBLE) / m.n_months AS listed
+            FROM sums s JOIN months m ON m.period = s.period AND m.unit = s.unit
+            """
+        )
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        definition: Definition,
+        periods: Sequence[Period],
+        files: Iterable[ExtractFile],
+        covered: Mapping[str, tuple[date, date]],
+    ) -> Block:
+        """Compute one extract-based definition for ``periods`` (of its period types).
+
+        The tables must already point at (at least) the files the definition's window
+        touches; extra files outside the window do not change its figures.
+        """
+        periods = [p for p in periods if p.kind in definition.period_types]
+        if not periods:
+            return empty_block(definition.code)
+        self.set_periods(periods)
+        first, last = min(p.start for p in periods), max(p.end for p in periods)
+        arrow = _to_arrow(self.con.sql(aggregate_sql(definition, first, last)))
+        block = finish(definition, arrow)
+        # Provenance: the files this definition's window touches (the run may read more).
+        chosen = files_for(definition, files, periods)
+        block.files = [f for group in chosen.values() for f in group]
+        if definition.is_rate:
+            block.collected = {LISTINGS: self.listing_fingerprint(periods)}
+        complete = {
+            p: is_complete(definition, Period.parse(p), covered, self.listed_months)
+            for p in set(block.period.tolist())
+        }
+        block.complete = np.array([complete[p] for p in block.period.tolist()], dtype=bool)
+        return block
+
+    def listing_fingerprint(self, periods: Sequence[Period]) -> str:
+        months = sorted({str(m) for p in periods for m in p.months()})
+        rows = self.con.execute(
+            "SELECT unit, month, sex, age_band, sum(listed) FROM listing "
+            "WHERE month IN (SELECT unnest(?)) GROUP BY ALL ORDER BY ALL",
+            [months],
+        ).fetchall()
+        return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+    def listed_for(self, periods: Sequence[Period]) -> dict[tuple[str, str], float]:
+        """Mean listed, all sexes and ages, per (period, unit or '' for region)."""
+        self.set_periods(periods)
+        rows = self.con.execute(
+            "SELECT period, unit, listed FROM listed_agg WHERE sex = 'T' AND age_band = 'alla' "
+            "AND period IN (SELECT period FROM periods)"
+        ).fetchall()
+        return {(p, u): v for p, u, v in rows}
+
+
+# ----------------------------------------------------------------------------------------------
+# Statistics on the aggregated table
+# ----------------------------------------------------------------------------------------------
+
+
+def empty_block(code: str) -> Block:
+    e = np.array([], dtype=object)
+    f = np.array([], dtype=float)
+    return Block(code, e, e, e, e, e, f, f, f, f, f, e, np.array([], dtype=bool))
+
+
+def _col(table: pa.Table, name: str, dtype=float) -> np.ndarray:
+    if name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    arr = table.column(name).to_numpy(zero_copy_only=False)
+    if dtype is float:
+        return (
+            np.array([np.nan if v is None else v for v in arr], dtype=float)
+            if (arr.dtype == object)
+            else arr.astype(float)
+        )
+    return arr.astype(object)
+
+
+def _sd(n: np.ndarray, s: np.ndarray, ss: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (ss - s * s / n) / (n - 1)
+    return np.sqrt(np.where(np.isfinite(var) & (var > 0), var, 0.0))
+
+
+def finish(definition: Definition, table: pa.Table) -> Block:
+    """Values, intervals and funnel classes for the aggregated rows of one definition."""
+    unit = _col(table, "unit", object)
+    region_row = unit == REGION
+    n, x = _col(table, "n"), _col(table, "x")
+    s, ss = _col(table, "s"), _col(table, "ss")
+    reg_n, reg_x = _col(table, "reg_n"), _col(table, "reg_x")
+    kind, polarity = definition.kind, definition.polarity
+    nan = np.full(len(unit), np.nan)
+    comparison = np.full(len(unit), "not_compared", dtype=object)
+    if kind == "proportion":
+        numerator, denominator = np.nan_to_num(x), n
+        value, lower, upper = vectorised.wilson(numerator, n, CONFIDENCE, definition.multiplier)
+        if definition.compare:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                target = np.where(reg_n > 0, reg_x / reg_n, np.nan)
+            comparison = vectorised.classify_proportion(
+                numerator, n, target, polarity, FUNNEL_LEVEL
+            )
+    elif kind == "rate_per_1000":
+        listed, reg_listed = _col(table, "listed"), _col(table, "reg_listed")
+        numerator, denominator = n, listed
+        value, lower, upper = vectorised.rate_interval(n, listed, definition.multiplier, CONFIDENCE)
+        if definition.compare:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                target = np.where(
+                    reg_listed > 0, reg_n / reg_listed * definition.multiplier, np.nan
+                )
+            comparison = vectorised.classify_rate(
+                n, listed, target, definition.multiplier, polarity, FUNNEL_LEVEL
+            )
+    elif kind == "mean":
+        numerator, denominator = s, n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, s / n, np.nan)
+            reg_mean = np.where(reg_n > 0, _col(table, "reg_s") / reg_n, np.nan)
+        sd = np.where(n > 1, _sd(n, s, ss), np.nan)
+        value, lower, upper = vectorised.mean_interval(n, mean, sd, CONFIDENCE)
+        if definition.compare:
+            reg_sd = np.where(
+                reg_n > 1, _sd(reg_n, _col(table, "reg_s"), _col(table, "reg_ss")), np.nan
+            )
+            comparison = vectorised.classify_mean(n, mean, reg_mean, reg_sd, polarity, FUNNEL_LEVEL)
+    elif kind == "median":
+        numerator, denominator = nan, n
+        value, lower, upper = _col(table, "med"), _col(table, "med_lo"), _col(table, "med_hi")
+    else:  # count
+        numerator, denominator = n, nan
+        value = n.copy()
+        lower, upper = vectorised.count_limits(n, CONFIDENCE)
+    comparison = np.where(region_row, "not_compared", comparison).astype(object)
+    return Block(
+        code=definition.code,
+        unit=unit,
+        period=_col(table, "period", object),
+        period_kind=_col(table, "kind", object),
+        sex=_col(table, "sex", object),
+        age_band=_col(table, "age_band", object),
+        numerator=np.asarray(numerator, dtype=float),
+        denominator=np.asarray(denominator, dtype=float),
+        value=np.asarray(value, dtype=float),
+        lower=np.asarray(lower, dtype=float),
+        upper=np.asarray(upper, dtype=float),
+        comparison=comparison,
+        complete=np.ones(len(unit), dtype=bool),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Collected data (staffing)
+# ----------------------------------------------------------------------------------------------
+
+
+def staffing_fte(
+    rows: Iterable[StaffingRow], professions: Iterable[str], period: Period
+) -> dict[str, float]:
+    """FTE per unit for ``period`` from staffing reported for any period.
+
+    Rule: the unit's rows for exactly this period; else those of the shortest reported period
+    containing it (a year's staffing applies to its quarters and months); else the mean over
+    the reported periods inside it of the finest kind available (a year from its quarters).
+    """
+    professions = set(professions)
+    totals: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r.profession in professions:
+            key = (r.unit_hsa_id, r.period)
+            totals[key] = totals.get(key, 0.0) + float(r.fte)
+    by_unit: dict[str, dict[Period, float]] = {}
+    for (unit, p), fte in totals.items():
+        by_unit.setdefault(unit, {})[Period.parse(p)] = fte
+    out: dict[str, float] = {}
+    for unit, reported in by_unit.items():
+        if period in reported:
+            out[unit] = reported[period]
+            continue
+        containing = [
+            p for p in reported if p.kind_order < period.kind_order and p.contains(period)
+        ]
+        if containing:
+            out[unit] = reported[max(containing, key=lambda p: p.kind_order)]
+            continue
+        inside = [p for p in reported if p.kind_order > period.kind_order and period.contains(p)]
+        if inside:
+            finest = min(p.kind_order for p in inside)
+            values = [reported[p] for p in inside if p.kind_order == finest]
+            out[unit] = sum(values) / len(values)
+    return out
+
+
+def collected_block(
+    definition: Definition,
+    periods: Sequence[Period],
+    staffing: Sequence[StaffingRow],
+    listed: Mapping[tuple[str, str], float],
+) -> Block:
+    """PO11-style figures: FTE per ``per`` listed for each unit and the region (units that
+    reported staffing only, in numerator and denominator alike)."""
+    professions = (definition.collected or {}).get("professions", ())
+    cols: dict[str, list] = {k: [] for k in ("unit", "period", "kind", "num", "den")}
+    for period in periods:
+        if period.kind not in definition.period_types:
+            continue
+        fte = staffing_fte(staffing, professions, period)
+        reg_num = reg_den = 0.0
+        for unit, value in sorted(fte.items()):
+            population = listed.get((str(period), unit))
+            if not population:
+                continue
+            cols["unit"].append(unit)
+            cols["period"].append(str(period))
+            cols["kind"].append(period.kind)
+            cols["num"].append(value)
+            cols["den"].append(population)
+            reg_num += value
+            reg_den += population
+        if reg_den:
+            cols["unit"].append(REGION)
+            cols["period"].append(str(period))
+            cols["kind"].append(period.kind)
+            cols["num"].append(reg_num)
+            cols["den"].append(reg_den)
+    num = np.array(cols["num"], dtype=float)
+    den = np.array(cols["den"], dtype=float)
+    size = len(num)
+    nan = np.full(size, np.nan)
+    rows = [
+        (r.unit_hsa_id, r.period, r.profession, str(r.fte))
+        for r in sorted(staffing, key=lambda r: (r.unit_hsa_id, r.period, r.profession))
+        if r.profession in professions
+    ]
+    return Block(
+        code=definition.code,
+        unit=np.array(cols["unit"], dtype=object),
+        period=np.array(cols["period"], dtype=object),
+        period_kind=np.array(cols["kind"], dtype=object),
+        sex=np.full(size, TOTAL, dtype=object),
+        age_band=np.full(size, ALL_AGES, dtype=object),
+        numerator=num,
+        denominator=den,
+        value=num / np.where(den > 0, den, np.nan) * definition.multiplier,
+        lower=nan,
+        upper=nan,
+        comparison=np.full(size, "not_compared", dtype=object),
+        complete=np.ones(size, dtype=bool),
+        collected={STAFFING: hashlib.sha256(repr(rows).encode()).hexdigest()},
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# A whole run
+# ----------------------------------------------------------------------------------------------
+
+
+def compute_blocks(
+    catalogue: Catalogue,
+    plan: Mapping[str, Sequence[Period]],
+    *,
+    units: Mapping[str, int],
+    files: Sequence[ExtractFile],
+    listing: Sequence[ListingRow],
+    staffing: Sequence[StaffingRow],
+    progress: Callable[[int, int, str], None] | None = None,
+    engine_options: Mapping | None = None,
+) -> list[Block]:
+    """Compute the planned periods of each planned definition; returns one Block each."""
+    engine = Engine(units, listing, **(engine_options or {}))
+    try:
+        # One set of files for the whole run: the union of every planned definition's window.
+        chosen: dict[str, dict[int, ExtractFile]] = defaultdict(dict)
+        views: set[str] = set()
+        for code, periods in plan.items():
+            definition = catalogue.get(code)
+            if not periods or definition.form == "collected":
+                continue
+            views |= set(definition.views)
+            for table, group in files_for(definition, files, periods).items():
+                chosen[table].update((f.id, f) for f in group)
+        engine.use_files(
+            {t: sorted(g.values(), key=lambda f: (f.end, f.start, f.id)) for t, g in chosen.items()}
+        )
+        engine.create_views(catalogue, materialise=views)
+        all_periods = sorted({p for ps in plan.values() for p in ps})
+        if all_periods:
+            engine.build_listed(all_periods)
+        covered = coverage(files)
+        blocks = []
+        total = len(plan)
+        for i, (code, periods) in enumerate(plan.items()):
+            if progress:
+                progress(i, total, code)
+            definition = catalogue.get(code)
+            if not periods:
+                continue
+            if definition.form == "collected":
+                listed = engine.listed_for(periods)
+                blocks.append(collected_block(definition, periods, staffing, listed))
+            else:
+                blocks.append(engine.run(definition, periods, files, covered))
+        if progress:
+            progress(total, total, "")
+        return blocks
+    finally:
+        engine.close()

@@ -1,0 +1,913 @@
+"""Indicator services: catalogue sync, computation runs, and reading results with disclosure
+control applied for the viewer.
+
+* :func:`compute` runs the engine for a region (everything, the periods that depend on changed
+  data, or whatever the extracts changed since the last run) and stores the results in one
+  transaction, replacing only the recomputed periods.
+* :func:`results_for` is the only way pages, the API and exports read results: analysts see
+  every figure; everyone else gets small numbers suppressed (primary and secondary, see
+  ``suppression.py``), except a unit manager's own units, around which the pattern is
+  recomputed so that nothing hidden can be derived from what the manager sees.
+* :func:`export_results` writes the same rows as CSV or XLSX.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from styrkort.accounts import access
+from styrkort.breakdowns import ALL_AGES, REPORT_AGE_BANDS, SEXES_WITH_TOTAL
+from styrkort.extracts.models import ExtractVersion
+from styrkort.history.services import record, snapshot
+from styrkort.indicators import engine
+from styrkort.indicators.catalogue import Catalogue, Definition, load_catalogue
+from styrkort.indicators.models import (
+    ComputationRun,
+    IndicatorDefinition,
+    IndicatorResult,
+    InputSet,
+)
+from styrkort.indicators.suppression import Cell, describe_method, is_primary, suppress
+from styrkort.organisation.models import CareUnit, Listing, Region, Staffing
+from styrkort.periods import Period
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "indicators.compute"
+Progress = Callable[[int, int, str], None]
+
+
+# ----------------------------------------------------------------------------------------------
+# Definitions
+# ----------------------------------------------------------------------------------------------
+
+
+def _definition_fields(d: Definition) -> dict:
+    return {
+        "pack": d.pack,
+        "family": d.family,
+        "name_sv": d.name_sv,
+        "name_en": d.name_en,
+        "definition_sv": d.definition_sv,
+        "definition_en": d.definition_en,
+        "kind": d.kind,
+        "polarity": d.polarity,
+        "source": d.source,
+        "citation": d.citation,
+        "breakdowns": list(d.breakdowns),
+        "period_types": list(d.period_types),
+        "multiplier": d.multiplier,
+        "target": None
+        if d.target is None
+        else {"value": d.target.value, "direction": d.target.direction},
+        "spec": dict(d.spec),
+    }
+
+
+@transaction.atomic
+def sync_definitions(catalogue: Catalogue | None = None) -> dict[str, IndicatorDefinition]:
+    """Store every definition version of the catalogue; mark the catalogue's as current.
+
+    A new version gets a new row (old results keep pointing at the version they were computed
+    with). Returns the current rows by code. Recorded in history with no actor (the
+    catalogue files in the repository are the author).
+    """
+    catalogue = catalogue or load_catalogue()
+    existing = {
+        (row.code, row.version): row for row in IndicatorDefinition.objects.select_for_update()
+    }
+    current: dict[str, IndicatorDefinition] = {}
+    for d in catalogue:
+        row = existing.get((d.code, d.version))
+        if row is None:
+            IndicatorDefinition.objects.filter(code=d.code, is_current=True).update(
+                is_current=False
+            )
+            row = IndicatorDefinition.objects.create(
+                code=d.code, version=d.version, is_current=True, **_definition_fields(d)
+            )
+            record(None, "create", row, after=snapshot(row, ["code", "version", "name_sv"]))
+        elif not row.is_current:
+            IndicatorDefinition.objects.filter(code=d.code, is_current=True).update(
+                is_current=False
+            )
+            row.is_current = True
+            row.save(update_fields=["is_current"])
+        current[d.code] = row
+    IndicatorDefinition.objects.filter(is_current=True).exclude(code__in=list(current)).update(
+        is_current=False
+    )
+    return current
+
+
+def current_definition(definition: IndicatorDefinition | str) -> IndicatorDefinition:
+    """The current stored definition for a code (syncing the catalogue if it is missing)."""
+    if isinstance(definition, IndicatorDefinition):
+        return definition
+    row = IndicatorDefinition.objects.filter(code=definition, is_current=True).first()
+    if row is None:
+        row = sync_definitions().get(definition)
+    if row is None:
+        raise KeyError(f"no indicator {definition!r}")
+    return row
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs from the database
+# ----------------------------------------------------------------------------------------------
+
+
+def active_files(region: Region) -> list[engine.ExtractFile]:
+    """The region's extract files in force (one per table and declared period)."""
+    return [
+        engine.ExtractFile(v.id, v.table, v.period, v.version, v.full_path, v.checksum)
+        for v in ExtractVersion.objects.filter(
+            region=region, status=ExtractVersion.Status.ACTIVE
+        ).order_by("table", "period")
+    ]
+
+
+def _units(region: Region) -> dict[str, int]:
+    return dict(CareUnit.objects.filter(region=region).values_list("hsa_id", "id"))
+
+
+def _listing(region: Region, months: Iterable[str]) -> list[engine.ListingRow]:
+    rows = Listing.objects.filter(unit__region=region, month__in=list(months)).values_list(
+        "unit__hsa_id", "month", "sex", "age_band", "listed"
+    )
+    return [engine.ListingRow(*r) for r in rows]
+
+
+def _staffing(region: Region) -> list[engine.StaffingRow]:
+    rows = Staffing.objects.filter(unit__region=region).values_list(
+        "unit__hsa_id", "period", "profession", "fte"
+    )
+    return [engine.StaffingRow(u, p, prof, float(fte)) for u, p, prof, fte in rows]
+
+
+def stale_changes(region: Region, catalogue: Catalogue | None = None) -> list[engine.Change]:
+    """Data that changed since the stored results were computed.
+
+    Two kinds: extract versions in force that no finished run has read (new or replacing
+    uploads), and versions that stored results were computed from but that are no longer in
+    force (replaced or purged).
+    """
+    catalogue = catalogue or load_catalogue()
+    read_tables = {t for d in catalogue for t in d.tables}
+    active = {f.id: f for f in active_files(region) if f.table in read_tables}
+    read = set(
+        ComputationRun.extract_versions.through.objects.filter(
+            computationrun__region=region,
+            computationrun__status=ComputationRun.Status.DONE,
+        ).values_list("extractversion_id", flat=True)
+    )
+    changes = {(f.table, f.period) for i, f in active.items() if i not in read}
+    inputs = InputSet.objects.filter(results__region=region).distinct()
+    for extracts in inputs.values_list("extracts", flat=True):
+        for e in extracts:
+            if e["id"] not in active:
+                changes.add((e["table"], e["period"]))
+    return [engine.Change.of(t, p) for t, p in sorted(changes)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Computing
+# ----------------------------------------------------------------------------------------------
+
+
+def _stored_periods(region: Region) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    rows = (
+        IndicatorResult.objects.filter(region=region)
+        .values_list("definition__code", "period")
+        .distinct()
+    )
+    for code, period in rows:
+        out[code].add(period)
+    return out
+
+
+def _stored_versions(region: Region) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    rows = (
+        IndicatorResult.objects.filter(region=region)
+        .values_list("definition__code", "definition_version")
+        .distinct()
+    )
+    for code, version in rows:
+        out[code].add(version)
+    return out
+
+
+def _full_versions(region: Region, codes: Iterable[str]) -> dict[str, str]:
+    """Per indicator, the version it was last computed in full with (latest run first)."""
+    wanted = set(codes)
+    out: dict[str, str] = {}
+    runs = ComputationRun.objects.filter(region=region, status=ComputationRun.Status.DONE)
+    for versions in runs.order_by("-pk").values_list("full_versions", flat=True).iterator():
+        for code, version in (versions or {}).items():
+            out.setdefault(code, version)
+        if wanted <= set(out):
+            break
+    return out
+
+
+def plan_compute(
+    catalogue: Catalogue,
+    files: Sequence[engine.ExtractFile],
+    staffing: Sequence[engine.StaffingRow],
+    *,
+    changes: Sequence[engine.Change] | None,
+    stored_versions: Mapping[str, set[str]],
+    stored_periods: Mapping[str, set[str]],
+    full_versions: Mapping[str, str],
+) -> tuple[dict[str, list[Period]], dict[str, list[str]]]:
+    """Which periods to compute and which stored periods to replace, per definition.
+
+    ``changes`` None means everything. A definition that has never been computed in full with
+    its current version (it is new or was edited), or has stored results of another version,
+    is computed in full. Otherwise only the periods depending on a change
+    (``engine.dependent_periods``) are; dependent periods that no longer have data are
+    deleted without being recomputed. ``replace`` is ``["*"]`` for a full replacement.
+    """
+    base = engine.result_periods(engine.data_months(files))
+    staffing_periods = {Period.parse(r.period) for r in staffing}
+    compute: dict[str, list[Period]] = {}
+    replace: dict[str, list[str]] = {}
+    for d in catalogue:
+        candidates = list(base)
+        if d.form == "collected":
+            candidates = sorted(
+                set(base) | staffing_periods, key=lambda p: (p.start, -p.kind_order)
+            )
+        candidates = [p for p in candidates if p.kind in d.period_types]
+        outdated = stored_versions.get(d.code, set()) - {d.version}
+        full = changes is None or bool(outdated) or full_versions.get(d.code) != d.version
+        if full:
+            compute[d.code] = candidates
+            replace[d.code] = ["*"]
+            continue
+        stored = [Period.parse(p) for p in stored_periods.get(d.code, ())]
+        dependent = engine.dependent_periods(
+            d, changes or (), sorted(set(candidates) | set(stored))
+        )
+        compute[d.code] = [p for p in dependent if p in set(candidates)]
+        replace[d.code] = sorted(str(p) for p in dependent)
+    return compute, replace
+
+
+def compute(
+    region: Region,
+    periods: Sequence[str] | None = None,
+    *,
+    tables: Sequence[str] | None = None,
+    stale: bool = False,
+    codes: Sequence[str] | None = None,
+    actor=None,
+    progress: Progress | None = None,
+    job=None,
+) -> ComputationRun:
+    """Compute the indicators of ``region`` and store the results; returns the run.
+
+    * ``periods=None`` (and not ``stale``): every indicator for every period with data.
+    * ``periods=["2025-03", …]``: the data of these periods changed (for ``tables``, default
+      all): recompute, per indicator, exactly the result periods depending on them (the
+      dependency rule in ``engine.py``), e.g. 2025-03, 2025Q1 and 2025 for a window-free
+      indicator, plus the neighbouring months of episode indicators.
+    * ``stale=True``: recompute what the extract versions changed since the stored results.
+    * ``codes``: only these indicators (default: the whole catalogue).
+
+    ``actor`` (None for the command line without ``--user``) needs the ``compute`` capability
+    in ``region``. The run row is created first (status running) so pages can show it; the
+    results are written in one transaction with the run's completion and its history entry,
+    so a failure leaves the previous results in force and the run marked failed.
+    """
+    if actor is not None:
+        access.require(actor, "compute")
+        if access.get_region_for_user(actor).pk != region.pk:
+            raise PermissionDenied("compute outside the user's region")
+    started = time.monotonic()
+    catalogue = load_catalogue()
+    unknown = set(codes or ()) - set(catalogue.definitions)
+    if unknown:
+        raise KeyError(f"no indicator {', '.join(sorted(unknown))} in the catalogue")
+    definitions = sync_definitions(catalogue)
+    files = active_files(region)
+    changes: list[engine.Change] | None
+    if stale:
+        changes = stale_changes(region, catalogue)
+    elif periods is not None:
+        chosen = (
+            list(tables) if tables else [*{t for d in catalogue for t in engine.tables_read(d)}]
+        )
+        changes = [engine.Change.of(t, p) for p in periods for t in sorted(chosen)]
+    else:
+        changes = None
+    run = ComputationRun.objects.create(
+        region=region,
+        started_by=actor if getattr(actor, "pk", None) else None,
+        job=job,
+        full=changes is None,
+        requested_periods=None if periods is None else [str(Period.parse(p)) for p in periods],
+        requested_tables=list(tables) if tables else None,
+    )
+    try:
+        staffing = _staffing(region)
+        plan, replace = plan_compute(
+            catalogue,
+            files,
+            staffing,
+            changes=changes,
+            stored_versions=_stored_versions(region),
+            stored_periods=_stored_periods(region),
+            full_versions=_full_versions(region, catalogue.definitions),
+        )
+        if codes is not None:
+            plan = {c: ps for c, ps in plan.items() if c in codes}
+            replace = {c: ps for c, ps in replace.items() if c in codes}
+        months = sorted({str(m) for ps in plan.values() for p in ps for m in p.months()})
+        blocks = engine.compute_blocks(
+            catalogue,
+            {code: ps for code, ps in plan.items() if ps},
+            units=_units(region),
+            files=files,
+            listing=_listing(region, months),
+            staffing=staffing,
+            progress=progress,
+            engine_options=_engine_options(),
+        )
+        for block in blocks:
+            block_suppression(block, catalogue.get(block.code))
+        with transaction.atomic():
+            Region.objects.select_for_update().filter(pk=region.pk).first()
+            written, replaced = _store(region, run, blocks, replace, definitions, catalogue)
+            used = sorted({f.id for b in blocks for f in b.files})
+            run.extract_versions.set(used)
+            run.status = ComputationRun.Status.DONE
+            run.finished_at = timezone.now()
+            run.duration_seconds = time.monotonic() - started
+            run.computed = {code: [str(p) for p in ps] for code, ps in plan.items() if ps}
+            run.full_versions = {
+                code: definitions[code].version
+                for code, periods in replace.items()
+                if list(periods) == ["*"]
+            }
+            run.results_written = written
+            run.results_replaced = replaced
+            run.save()
+            record(
+                actor,
+                "create",
+                run,
+                after=snapshot(
+                    run, ["region", "full", "requested_periods", "results_written", "status"]
+                ),
+                note=summarise(run),
+            )
+    except Exception as exc:
+        ComputationRun.objects.filter(pk=run.pk).update(
+            status=ComputationRun.Status.FAILED,
+            finished_at=timezone.now(),
+            duration_seconds=time.monotonic() - started,
+            error=f"{type(exc).__name__}: {exc}"[:5000],
+        )
+        raise
+    return run
+
+
+def summarise(run: ComputationRun) -> str:
+    """One line about a run, for the command line and the history note."""
+    indicators = len(run.computed)
+    periods = len({p for ps in run.computed.values() for p in ps})
+    seconds = run.duration_seconds or 0
+    what = "all periods" if run.full else f"{periods} dependent period(s)"
+    return (
+        f"{run.region}: {indicators} indicator(s), {what}, {run.results_written} results "
+        f"written ({run.results_replaced} replaced) in {seconds:.1f} s (run {run.pk})"
+    )
+
+
+def _engine_options() -> dict:
+    temp = settings.DATA_DIR / "tmp" / "duckdb"
+    temp.mkdir(parents=True, exist_ok=True)
+    return {
+        "memory_limit": getattr(settings, "STYRKORT_DUCKDB_MEMORY_LIMIT", "2GB"),
+        "threads": getattr(settings, "STYRKORT_DUCKDB_THREADS", None),
+        "temp_directory": temp,
+    }
+
+
+def _nan_none(a: np.ndarray) -> list:
+    return [None if v != v else float(v) for v in a.tolist()]  # NaN != NaN
+
+
+def _store(
+    region: Region,
+    run: ComputationRun,
+    blocks: Sequence[engine.Block],
+    replace: Mapping[str, Sequence[str]],
+    definitions: Mapping[str, IndicatorDefinition],
+    catalogue: Catalogue,
+) -> tuple[int, int]:
+    replaced = 0
+    versions: dict[str, list[int]] = defaultdict(list)
+    for pk, code in IndicatorDefinition.objects.values_list("pk", "code"):
+        versions[code].append(pk)
+    for code, periods in replace.items():
+        # By definition id rather than code: a plain DELETE without a join.
+        qs = IndicatorResult.objects.filter(region=region, definition_id__in=versions[code])
+        if list(periods) != ["*"]:
+            if not periods:
+                continue
+            qs = qs.filter(period__in=list(periods))
+        replaced += qs.delete()[0]
+    units = _units(region)
+    written = 0
+    for block in blocks:
+        if not len(block):
+            continue
+        definition = definitions[block.code]
+        reasons = block.reason.tolist() if block.reason is not None else [""] * len(block)
+        inputs_of: dict[str, int] = {}
+        for period in set(block.period.tolist()):
+            fingerprint, extracts, collected = block.inputs_for(catalogue.get(block.code), period)
+            inputs_of[period] = InputSet.objects.get_or_create(
+                fingerprint=fingerprint, defaults={"extracts": extracts, "collected": collected}
+            )[0].pk
+        cols = (
+            [units[u] if u else None for u in block.unit.tolist()],
+            block.period.tolist(),
+            block.period_kind.tolist(),
+            block.sex.tolist(),
+            block.age_band.tolist(),
+            _nan_none(block.numerator),
+            _nan_none(block.denominator),
+            _nan_none(block.value),
+            _nan_none(block.lower),
+            _nan_none(block.upper),
+            [bool(r) for r in reasons],
+            reasons,
+            block.comparison.tolist(),
+            [bool(c) for c in block.complete.tolist()],
+            [inputs_of[p] for p in block.period.tolist()],
+        )
+        fixed = (definition.pk, definition.version, region.pk, run.pk)
+        rows = [fixed + row for row in zip(*cols, strict=True)]
+        _insert(rows)
+        written += len(rows)
+    return written, replaced
+
+
+_INSERT_COLUMNS = (
+    "definition_id", "definition_version", "region_id", "run_id", "unit_id", "period",
+    "period_kind", "sex", "age_band", "numerator", "denominator", "value", "lower", "upper",
+    "suppressed", "suppression_reason", "comparison", "is_complete", "inputs_id",
+)  # fmt: skip
+
+
+def _insert(rows: list[tuple], batch: int = 10000) -> None:
+    """Insert result rows with one prepared statement (executemany): some 300,000 rows per
+    full run, where building model instances and bulk_create's many small statements would
+    take most of the run. The column order is _INSERT_COLUMNS."""
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(IndicatorResult._meta.db_table)} "
+        f"({', '.join(quote(c) for c in _INSERT_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))})"
+    )
+    with connection.cursor() as cursor:
+        for i in range(0, len(rows), batch):
+            cursor.executemany(sql, rows[i : i + batch])
+
+
+def enqueue_compute(
+    actor, periods: Sequence[str] | None = None, *, tables=None, stale: bool = False
+):
+    """Queue a computation for the actor's region as a background job; returns the Job."""
+    from styrkort.jobs.services import enqueue
+
+    access.require(actor, "compute")
+    region = access.get_region_for_user(actor)
+    params = {
+        "region": region.pk,
+        "periods": [str(Period.parse(p)) for p in periods] if periods is not None else None,
+        "tables": list(tables) if tables else None,
+        "stale": bool(stale),
+    }
+    return enqueue(actor, JOB_KIND, params)
+
+
+def compute_job(job, progress: Progress) -> dict:
+    """Job handler for ``indicators.compute`` (params: region, periods, tables, stale)."""
+    actor = job.created_by
+    params = job.params or {}
+    region = Region.objects.get(pk=params["region"]) if params.get("region") else None
+    if region is None:
+        region = access.get_region_for_user(actor)
+    run = compute(
+        region,
+        params.get("periods"),
+        tables=params.get("tables"),
+        stale=bool(params.get("stale")),
+        actor=actor,
+        progress=progress,
+        job=job,
+    )
+    return {
+        "run": run.pk,
+        "results_written": run.results_written,
+        "results_replaced": run.results_replaced,
+        "seconds": round(run.duration_seconds or 0, 2),
+        "summary": summarise(run),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Disclosure control
+# ----------------------------------------------------------------------------------------------
+
+
+def threshold() -> int:
+    return int(getattr(settings, "STYRKORT_SUPPRESSION_THRESHOLD", 5))
+
+
+def suppression_notice(language: str | None = None) -> str:
+    """The sentence stating the method and threshold, for every page and export with figures."""
+    language = (language or translation.get_language() or "sv")[:2]
+    texts = describe_method(threshold())
+    return texts["sv"] if language == "sv" else texts["en"]
+
+
+def suppression_counts(kind: str, numerator, denominator) -> tuple[int | None, int | None]:
+    """The counts disclosure control tests: counts of people or events, never sums of
+    scores or FTE (a mean's numerator) and never a median (its denominator is tested)."""
+
+    def whole(v):
+        return None if v is None or v != v else int(round(v))
+
+    if kind == "proportion":
+        return whole(numerator), whole(denominator)
+    if kind == "rate_per_1000":
+        return whole(numerator), whole(denominator)
+    if kind == "count":
+        return whole(numerator), None
+    return None, whole(denominator)  # mean, median
+
+
+@dataclass(frozen=True)
+class SCell:
+    """A result cell as disclosure control sees it."""
+
+    key: Hashable
+    unit: str  # HSA-id or "" for the region
+    period: str
+    sex: str
+    age_band: str
+    numerator: int | None
+    denominator: int | None
+
+
+def suppression_pattern(
+    cells: Sequence[SCell], limit: int | None = None, known_units: Iterable[str] = ()
+) -> dict[Hashable, str]:
+    """Primary and secondary suppression over a whole table of one indicator.
+
+    ``suppression.suppress`` protects the sex (K + M = T) and unit (units = region) relations
+    within a stratum. Age bands also add up to "alla", so the table is protected in two
+    alternating passes until nothing changes: (a) per period and age band, sexes × units
+    with the region total; (b) per period, unit and sex, the age bands with "alla" as their
+    total. Cells hidden by one pass are fed to the other as already hidden. Cells of
+    ``known_units`` (a unit manager's own units, which the viewer sees anyway) are left out:
+    the viewer knows them, so an equation through them is an equation among the others.
+    """
+    limit = limit or threshold()
+    known = set(known_units)
+    cells = [c for c in cells if c.unit not in known]
+    by_key = {c.key: c for c in cells}
+    hidden: dict[Hashable, str] = {}
+    # A group without a small or hidden cell needs no call to suppress(): most groups.
+    flagged = {c.key for c in cells if is_primary(c.numerator, c.denominator, limit)}
+
+    def counts(c: SCell) -> tuple[int | None, int | None]:
+        # A cell hidden by the other pass is fed in as a primary one.
+        return (1, 1) if c.key in hidden else (c.numerator, c.denominator)
+
+    def sexes_by_units(c: SCell) -> Cell:
+        num, den = counts(c)
+        return Cell(c.key, c.unit or "region", c.sex, num, den, "R", c.age_band, not c.unit)
+
+    def bands(c: SCell) -> Cell:
+        # Age bands as the "units" of a total "alla", one equation per unit and sex.
+        num, den = counts(c)
+        return Cell(c.key, c.age_band, "-", num, den, f"{c.unit}|{c.sex}", None,
+                    c.age_band == ALL_AGES)  # fmt: skip
+
+    def run(periods: Iterable[str], make) -> set[Hashable]:
+        # One call per period: its strata and equations are disjoint, so this is the same as
+        # one call per stratum, with far fewer calls.
+        new: set[Hashable] = set()
+        for period in sorted(periods):
+            group = by_period[period]
+            if not any(c.key in flagged or c.key in hidden for c in group):
+                continue
+            for k, reason in suppress([make(c) for c in group], limit).items():
+                if k not in hidden:
+                    hidden[k] = reason
+                    new.add(k)
+        return new
+
+    by_period: dict[str, list[SCell]] = defaultdict(list)
+    for c in cells:
+        by_period[c.period].append(c)
+    dirty_a, dirty_b = set(by_period), set(by_period)
+    while dirty_a or dirty_b:
+        new_a = run(dirty_a, sexes_by_units)
+        dirty_b |= {by_key[k].period for k in new_a}
+        new_b = run(dirty_b, bands)
+        dirty_a = {by_key[k].period for k in new_b}
+        dirty_b = set()
+    return hidden
+
+
+def block_suppression(block: engine.Block, definition: Definition) -> None:
+    """Attach the public suppression pattern to a computed block (``block.reason``)."""
+
+    def whole(a: np.ndarray) -> list[int | None]:
+        return [None if v != v else int(v) for v in np.rint(a).tolist()]  # NaN != NaN
+
+    size = len(block)
+    none: list[int | None] = [None] * size
+    num, den = whole(block.numerator), whole(block.denominator)
+    if definition.kind in ("mean", "median") or definition.form == "collected":
+        num = none  # sums of scores or FTE are not counts of people
+    if definition.kind == "count":
+        den = none
+    cells = [
+        SCell(i, u, p, sx, b, n, d)
+        for i, (u, p, sx, b, n, d) in enumerate(
+            zip(block.unit, block.period, block.sex, block.age_band, num, den, strict=True)
+        )
+    ]
+    reasons = np.full(size, "", dtype=object)
+    for key, reason in suppression_pattern(cells).items():
+        reasons[int(key)] = reason  # type: ignore[call-overload]
+    block.reason = reasons
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
+_SEX_ORDER = {s: i for i, s in enumerate(SEXES_WITH_TOTAL)}
+_BAND_ORDER = {b: i for i, b in enumerate((*REPORT_AGE_BANDS, ALL_AGES))}
+_BLANKED = ("numerator", "denominator", "value", "lower", "upper")
+
+
+def _filtered(qs, user, filters: Mapping):
+    unit = filters.get("unit", "any")
+    if unit in (None, "region"):
+        qs = qs.filter(unit__isnull=True)
+    elif unit != "any":
+        qs = qs.filter(unit=access.get_unit_for_user(user, unit))
+    if filters.get("units"):
+        ids = [access.get_unit_for_user(user, u).pk for u in filters["units"]]
+        qs = qs.filter(unit__in=ids)
+    for key in ("period", "period_kind", "sex", "age_band"):
+        value = filters.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list | tuple | set):
+            qs = qs.filter(**{f"{key}__in": list(value)})
+        else:
+            qs = qs.filter(**{key: value})
+    if filters.get("period_from"):
+        qs = qs.filter(period__gte=str(Period.parse(filters["period_from"])))
+    if filters.get("period_to"):
+        qs = qs.filter(period__lte=str(Period.parse(filters["period_to"])))
+    return qs
+
+
+_FIELDS = (
+    "id",
+    "unit_id",
+    "unit__hsa_id",
+    "unit__name",
+    "period",
+    "period_kind",
+    "sex",
+    "age_band",
+    "numerator",
+    "denominator",
+    "value",
+    "lower",
+    "upper",
+    "suppressed",
+    "suppression_reason",
+    "comparison",
+    "is_complete",
+    "run_id",
+    "definition_version",
+)
+
+
+def results_for(
+    user, definition: IndicatorDefinition | str, filters: Mapping | None = None
+) -> list[dict]:
+    """Results of one indicator in the user's region, with disclosure control for the viewer.
+
+    ``filters`` (all optional): ``unit`` (id or HSA-id; ``"region"`` or None for the region's
+    own rows; default every unit and the region), ``units`` (ids), ``period`` / ``period_kind``
+    / ``sex`` / ``age_band`` (a value or a list), ``period_from`` / ``period_to``.
+
+    Each dict: code, version, unit_id (None = region), unit_hsa_id, unit_name, period,
+    period_kind, sex, age_band, numerator, denominator, value, lower, upper, comparison,
+    is_complete, run_id, and ``suppressed`` (the figures are blanked for this viewer: value,
+    interval, numerator and denominator None, comparison "not_compared") with
+    ``suppression_reason`` ("primary" / "secondary" / ""). Analysts get every figure; their
+    ``suppressed`` is False and ``publicly_suppressed`` says what other roles do not see.
+    Units outside the region raise Http404; users without a role PermissionDenied.
+    """
+    access.require(user, "view")
+    region = access.get_region_for_user(user)
+    row = current_definition(definition)
+    filters = dict(filters or {})
+    base = IndicatorResult.objects.filter(definition__code=row.code, region=region)
+    rows = list(_filtered(base, user, filters).values(*_FIELDS))
+    own = access.own_unit_ids(user)
+    analyst = access.sees_unsuppressed(user, None)
+    pattern: dict[Hashable, str] = {}
+    if not analyst and own and rows:
+        # Recompute the pattern around the manager's own units, over whole strata.
+        periods = sorted({r["period"] for r in rows})
+        every = base.filter(period__in=periods).values(
+            "id", "unit_id", "unit__hsa_id", "period", "sex", "age_band", "numerator",
+            "denominator",
+        )  # fmt: skip
+        own_hsa = set(CareUnit.objects.filter(pk__in=own).values_list("hsa_id", flat=True))
+        cells = []
+        for r in every:
+            num, den = suppression_counts(row.kind, r["numerator"], r["denominator"])
+            if row.source == "collected":
+                num = None
+            cells.append(
+                SCell(
+                    r["id"], r["unit__hsa_id"] or "", r["period"], r["sex"], r["age_band"], num, den
+                )  # fmt: skip
+            )
+        pattern = suppression_pattern(cells, known_units=own_hsa)
+    out = []
+    for r in rows:
+        public = bool(r["suppressed"])
+        if analyst or (r["unit_id"] is not None and r["unit_id"] in own):
+            reason, hide = ("", False)
+        elif own:
+            reason = pattern.get(r["id"], "")
+            hide = bool(reason)
+        else:
+            reason, hide = r["suppression_reason"], public
+        item = {
+            "code": row.code,
+            "version": r["definition_version"],
+            "unit_id": r["unit_id"],
+            "unit_hsa_id": r["unit__hsa_id"],
+            "unit_name": r["unit__name"],
+            "period": r["period"],
+            "period_kind": r["period_kind"],
+            "sex": r["sex"],
+            "age_band": r["age_band"],
+            "numerator": r["numerator"],
+            "denominator": r["denominator"],
+            "value": r["value"],
+            "lower": r["lower"],
+            "upper": r["upper"],
+            "comparison": r["comparison"],
+            "is_complete": r["is_complete"],
+            "run_id": r["run_id"],
+            "suppressed": hide,
+            "suppression_reason": reason if hide else "",
+        }
+        if analyst:
+            item["publicly_suppressed"] = public
+            item["suppression_reason"] = r["suppression_reason"]
+        if hide:
+            for key in _BLANKED:
+                item[key] = None
+            item["comparison"] = "not_compared"
+        out.append(item)
+    out.sort(
+        key=lambda i: (
+            i["period_kind"],
+            i["period"],
+            i["unit_id"] is not None,
+            i["unit_name"] or "",
+            _SEX_ORDER.get(i["sex"], 9),
+            _BAND_ORDER.get(i["age_band"], 99),
+        )
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Export
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Export:
+    """A file to send: bytes, MIME type and a suggested file name."""
+
+    content: bytes
+    content_type: str
+    filename: str
+
+
+_EXPORT_COLUMNS = (
+    ("code", "Indicator"),
+    ("version", "Definition version"),
+    ("unit_hsa_id", "HSA-id"),
+    ("unit_name", "Unit"),
+    ("period", "Period"),
+    ("sex", "Sex"),
+    ("age_band", "Age band"),
+    ("numerator", "Numerator"),
+    ("denominator", "Denominator"),
+    ("value", "Value"),
+    ("lower", "Lower limit (95 %)"),
+    ("upper", "Upper limit (95 %)"),
+    ("comparison", "Compared with the region"),
+    ("suppressed", "Suppressed"),
+    ("is_complete", "Complete"),
+)
+
+
+def export_results(
+    user, definition: IndicatorDefinition | str, filters: Mapping | None = None, format="csv"
+) -> Export:
+    """The rows of :func:`results_for` as CSV (UTF-8 with BOM, comma-separated) or XLSX.
+
+    Suppressed figures are empty cells with "Suppressed" set to yes, exactly as on the page;
+    the XLSX adds a sheet with the definition, the suppression method and threshold.
+    """
+    if format not in ("csv", "xlsx"):
+        raise ValueError("format must be csv or xlsx")
+    row = current_definition(definition)
+    rows = results_for(user, row, filters)
+    headers = [_(label) for _key, label in _EXPORT_COLUMNS]
+    region_name = _("Region")
+
+    def cells(item: dict) -> list:
+        out = []
+        for key, _label in _EXPORT_COLUMNS:
+            v = item.get(key)
+            if key == "unit_name" and item["unit_id"] is None:
+                v = region_name
+            if isinstance(v, bool):
+                v = _("yes") if v else _("no")
+            out.append(v)
+        return out
+
+    stamp = timezone.localdate().isoformat()
+    name = f"styrkort-{row.code}-{stamp}"
+    language = (translation.get_language() or "sv")[:2]
+    if format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(headers)
+        for item in rows:
+            writer.writerow(["" if v is None else v for v in cells(item)])
+        return Export(
+            buffer.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", f"{name}.csv"
+        )
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(_("Results"))
+    sheet.append(headers)
+    for item in rows:
+        sheet.append(cells(item))
+    about = book.create_sheet(_("About"))
+    about.append([_("Indicator"), f"{row.code} {row.name(language)}"])
+    about.append([_("Definition"), row.definition_sv if language == "sv" else row.definition_en])
+    about.append([_("Definition version"), row.version])
+    about.append([_("Source"), row.citation])
+    about.append([_("Disclosure control"), suppression_notice(language)])
+    binary = io.BytesIO()
+    book.save(binary)
+    return Export(
+        binary.getvalue(),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        f"{name}.xlsx",
+    )

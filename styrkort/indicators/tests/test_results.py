@@ -1,0 +1,409 @@
+"""Stored results: runs and provenance, incremental recomputation, disclosure control through
+results_for for each role, exports, the background job and the command."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+from django.http import Http404
+
+from styrkort.history.models import ChangeRecord
+from styrkort.indicators import engine, services
+from styrkort.indicators.models import ComputationRun, IndicatorResult, InputSet
+from styrkort.indicators.tests.scenario import A, B, Extract, write_extract
+from styrkort.jobs.models import Job
+
+
+@pytest.fixture
+def extract_dir(settings, tmp_path):
+    settings.EXTRACT_DIR = tmp_path
+    return tmp_path
+
+
+def _monthly(region, user, directory):
+    """Mental-health contacts January-June 2025, one file per month and table."""
+    e = Extract()
+    for month in range(1, 7):
+        for i in range(month + 5):
+            e.contact(f"p{month}-{i}", f"2025-{month:02d}-10", dx=("F41.1",),
+                      profession="psykolog" if i % 2 else "lakare", new=True)  # fmt: skip
+    e.write(region, user, directory, [f"2025-{m:02d}" for m in range(1, 7)])
+    return e
+
+
+def _ids(code, periods):
+    return dict(
+        IndicatorResult.objects.filter(definition__code=code, period__in=periods).values_list(
+            "id", "period"
+        )
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Runs and provenance
+# ------------------------------------------------------------------------------------------
+
+
+def test_it_stores_a_run_with_its_inputs_and_history(region, users, unit_a, extract_dir):
+    _monthly(region, users["analyst"], extract_dir)
+    run = services.compute(region, actor=users["analyst"])
+    assert run.status == ComputationRun.Status.DONE
+    assert run.full
+    assert run.started_by == users["analyst"]
+    assert run.results_written == IndicatorResult.objects.count() > 0
+    assert run.extract_versions.count() == 6 * 5  # every file of every table
+    r = IndicatorResult.objects.get(
+        definition__code="PO09", unit=unit_a, period="2025-03", sex="T", age_band="alla"
+    )
+    assert (r.numerator, r.denominator) == (4, 8)
+    assert r.definition.is_current
+    assert r.definition_version == r.definition.version
+    assert r.run == run
+    files = {(e["table"], e["period"]) for e in r.inputs.extracts}
+    assert ("contacts", "2025-03") in files
+    assert all(len(c) == 64 for c in r.inputs.checksums)
+    change = ChangeRecord.objects.get(object_type="indicators.computationrun")
+    assert change.actor == users["analyst"]
+    assert "results written" in change.note
+
+
+def test_it_refuses_a_viewer_and_changes_nothing(region, users, unit_a, extract_dir):
+    _monthly(region, users["analyst"], extract_dir)
+    for name in ("viewer", "manager", "auditor", "nobody", "outsider"):
+        with pytest.raises(PermissionDenied):
+            services.compute(region, actor=users[name])
+    assert not ComputationRun.objects.exists()
+    assert not IndicatorResult.objects.exists()
+    assert not ChangeRecord.objects.filter(object_type="indicators.computationrun").exists()
+
+
+def test_it_keeps_the_previous_results_when_a_run_fails(
+    region, users, unit_a, extract_dir, monkeypatch
+):
+    _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    before = set(IndicatorResult.objects.values_list("id", flat=True))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(engine, "compute_blocks", broken)
+    with pytest.raises(RuntimeError):
+        services.compute(region)
+    failed = ComputationRun.objects.order_by("-pk").first()
+    assert failed.status == ComputationRun.Status.FAILED
+    assert "disk full" in failed.error
+    assert set(IndicatorResult.objects.values_list("id", flat=True)) == before
+
+
+# ------------------------------------------------------------------------------------------
+# Incremental recomputation
+# ------------------------------------------------------------------------------------------
+
+
+def test_it_recomputes_only_the_periods_that_depend_on_a_replaced_month(
+    region, users, unit_a, extract_dir
+):
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    untouched = ["2025-01", "2025-02", "2025-04", "2025-05", "2025-06", "2025Q2"]
+    affected = ["2025-03", "2025Q1", "2025"]
+    kept = _ids("PO09", untouched)
+    old = _ids("PO09", affected)
+    po04_jan = _ids("PO04", ["2025-01"])
+    # March is replaced: two more psychologist contacts.
+    e.contact("extra1", "2025-03-20", profession="psykolog", dx=("F41.1",))
+    e.contact("extra2", "2025-03-21", profession="psykolog", dx=("F41.1",))
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    ids = {r["contact_id"] for r in march}
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    write_extract(region, users["analyst"], extract_dir, "diagnoses", "2025-03",
+                  [r for r in e.diagnoses if r["contact_id"] in ids])  # fmt: skip
+    run = services.compute(region, ["2025-03"], tables=["contacts", "diagnoses"])
+    assert not run.full
+    assert sorted(run.computed["PO09"]) == sorted(affected)
+    assert _ids("PO09", untouched) == kept  # same rows, same ids
+    new = _ids("PO09", affected)
+    assert new
+    assert not set(new) & set(old)
+    r = IndicatorResult.objects.get(
+        definition__code="PO09", unit=unit_a, period="2025-03", sex="T", age_band="alla"
+    )
+    assert (r.numerator, r.denominator) == (6, 10)
+    assert r.run == run
+    # An episode indicator also recomputes the months whose follow-up reaches March.
+    assert "2025-01" in run.computed["PO04"]
+    assert not set(_ids("PO04", ["2025-01"])) & set(po04_jan)
+    # Staffing did not change; PO02 takes sex and age from any contact, so it depends on all.
+    assert "PO11" not in run.computed
+    assert len(run.computed["PO02"]) == 6 + 2 + 1
+
+
+def test_it_finds_what_changed_since_the_last_run(region, users, unit_a, extract_dir):
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    assert services.stale_changes(region) == []
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    assert services.stale_changes(region) == [engine.Change.of("contacts", "2025-03")]
+    kept = _ids("PO09", ["2025-05"])
+    run = services.compute(region, stale=True)
+    assert sorted(run.computed["PO09"]) == ["2025", "2025-03", "2025Q1"]
+    assert _ids("PO09", ["2025-05"]) == kept
+    assert services.stale_changes(region) == []
+
+
+def test_it_recomputes_an_edited_definition_in_full(region, users, unit_a, extract_dir):
+    _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    IndicatorResult.objects.filter(definition__code="PO09").update(definition_version="old")
+    run = services.compute(region, ["2025-03"], tables=["contacts"])
+    assert len(run.computed["PO09"]) == 6 + 2 + 1
+    assert run.full_versions == {"PO09": services.current_definition("PO09").version}
+    assert len(run.computed["PO01"]) == 3  # unchanged definitions: dependent periods only
+    assert set(
+        IndicatorResult.objects.filter(definition__code="PO09").values_list(
+            "definition_version", flat=True
+        )
+    ) == {services.current_definition("PO09").version}
+
+
+# ------------------------------------------------------------------------------------------
+# Disclosure control
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_numbers(region, users, unit_a, unit_b, extract_dir):
+    """PO09 in January 2025, everyone aged 35 (band 25-44):
+
+    unit A: K 2 of 10 psychosocial, M 6 of 10;  unit B: K 7 of 12, M 8 of 12.
+    """
+    e = Extract()
+    for unit, sex, hits, total in ((A, "K", 2, 10), (A, "M", 6, 10), (B, "K", 7, 12),
+                                   (B, "M", 8, 12)):  # fmt: skip
+        for i in range(total):
+            e.contact(f"{unit}{sex}{i}", "2025-01-15", unit, sex=sex, born=1990,
+                      profession="psykolog" if i < hits else "lakare", dx=("F41.1",))  # fmt: skip
+    e.write(region, users["analyst"], extract_dir, ["2025-01"])
+    services.compute(region, codes=["PO09"])
+    return e
+
+
+def _cells(rows, period="2025-01", band="alla"):
+    return {
+        (r["unit_hsa_id"] or "region", r["sex"]): r
+        for r in rows
+        if r["period"] == period and r["age_band"] == band
+    }
+
+
+def test_it_shows_analysts_every_figure(users, small_numbers):
+    rows = services.results_for(users["analyst"], "PO09")
+    cells = _cells(rows)
+    assert cells[(A, "K")]["value"] == pytest.approx(20.0)
+    assert cells[(A, "K")]["numerator"] == 2
+    assert not any(r["suppressed"] for r in rows)
+    assert cells[(A, "K")]["publicly_suppressed"]
+    assert cells[(A, "K")]["suppression_reason"] == "primary"
+
+
+def _no_single_hidden(cells):
+    """No equation (K + M = T per unit/region, units = region per sex) has exactly one hidden
+    cell: nothing hidden can be derived by subtraction."""
+    for unit in (A, B, "region"):
+        hidden = [cells[(unit, s)]["suppressed"] for s in ("K", "M", "T")]
+        assert sum(hidden) != 1, unit
+    for sex in ("K", "M", "T"):
+        hidden = [cells[(u, sex)]["suppressed"] for u in (A, B, "region")]
+        assert sum(hidden) != 1, sex
+
+
+def test_it_suppresses_small_numbers_for_viewers(users, small_numbers):
+    for name in ("viewer", "auditor", "admin"):
+        cells = _cells(services.results_for(users[name], "PO09"))
+        small = cells[(A, "K")]
+        assert small["suppressed"]
+        assert small["suppression_reason"] == "primary"
+        assert [small[k] for k in ("numerator", "denominator", "value", "lower", "upper")] == [
+            None
+        ] * 5
+        assert small["comparison"] == "not_compared"
+        assert cells[(A, "M")]["suppressed"]  # K + M = T
+        assert cells[(A, "M")]["suppression_reason"] == "secondary"
+        assert cells[(B, "K")]["suppressed"]  # A + B = region
+        assert not cells[("region", "T")]["suppressed"]
+        assert cells[("region", "T")]["numerator"] == 23
+        _no_single_hidden(cells)
+
+
+def test_it_shows_a_manager_the_own_unit_and_protects_the_others(users, small_numbers):
+    cells = _cells(services.results_for(users["manager"], "PO09"))  # owns unit A
+    assert cells[(A, "K")]["numerator"] == 2
+    assert not cells[(A, "K")]["suppressed"]
+    # Knowing A's figures, nothing about B needs hiding.
+    assert not any(c["suppressed"] for c in cells.values())
+
+    cells = _cells(services.results_for(users["colleague"], "PO09"))  # owns unit B
+    assert not cells[(B, "K")]["suppressed"]
+    assert cells[(A, "K")]["suppressed"]
+    # B's manager knows B's K (7): the region's K (9) would give A's K away.
+    assert cells[("region", "K")]["suppressed"]
+    assert cells[("region", "K")]["value"] is None
+    known = {k: dict(v, suppressed=False) if k[0] == B else v for k, v in cells.items()}
+    _no_single_hidden(known)
+
+
+def test_it_protects_age_bands_that_add_up_to_all_ages(users, small_numbers):
+    rows = services.results_for(users["viewer"], "PO09", {"unit": A, "sex": "K"})
+    by_band = {r["age_band"]: r for r in rows if r["period"] == "2025-01"}
+    # Everyone is 25-44: that band equals "alla", so both are hidden.
+    assert by_band["25-44"]["suppressed"]
+    assert by_band["alla"]["suppressed"]
+
+
+def test_it_filters_results(users, small_numbers, unit_a):
+    rows = services.results_for(
+        users["analyst"], "PO09", {"unit": unit_a.pk, "period": "2025-01", "sex": "T"}
+    )
+    assert {(r["unit_id"], r["period"], r["sex"]) for r in rows} == {(unit_a.pk, "2025-01", "T")}
+    assert {r["age_band"] for r in rows} == {"25-44", "alla"}
+    rows = services.results_for(users["analyst"], "PO09", {"unit": "region", "period_kind": "year"})
+    assert {(r["unit_id"], r["period"]) for r in rows} == {(None, "2025")}
+    rows = services.results_for(users["analyst"], "PO09", {"unit": A, "age_band": "alla"})
+    assert {r["unit_hsa_id"] for r in rows} == {A}
+
+
+def test_it_refuses_units_outside_the_region_and_users_without_a_role(
+    users, small_numbers, other_unit
+):
+    with pytest.raises(Http404):
+        services.results_for(users["analyst"], "PO09", {"unit": other_unit.pk})
+    with pytest.raises(PermissionDenied):
+        services.results_for(users["nobody"], "PO09")
+    assert services.results_for(users["outsider"], "PO09") == []
+
+
+def test_it_states_the_method_and_threshold(settings):
+    settings.STYRKORT_SUPPRESSION_THRESHOLD = 5
+    assert "mindre än 5" in services.suppression_notice("sv")
+    assert "below 5" in services.suppression_notice("en")
+
+
+def test_it_uses_the_configured_threshold(region, users, small_numbers, settings):
+    settings.STYRKORT_SUPPRESSION_THRESHOLD = 2
+    services.compute(region, codes=["PO09"])
+    cells = _cells(services.results_for(users["viewer"], "PO09"))
+    assert not cells[(A, "K")]["suppressed"]  # 2 is not below 2
+
+
+def test_the_pattern_leaves_no_equation_with_one_hidden_cell():
+    # A random-ish table: every stratum protected in both directions.
+    cells = []
+    key = 0
+    values = {("U1", "K"): (1, 9), ("U1", "M"): (9, 20), ("U2", "K"): (30, 40),
+              ("U2", "M"): (3, 40), ("U3", "K"): (12, 30), ("U3", "M"): (12, 31)}  # fmt: skip
+    for (unit, sex), (num, den) in values.items():
+        for band, share in (("25-44", 1), ("alla", 1)):
+            cells.append(services.SCell(key, unit, "2025", sex, band, num * share, den))
+            key += 1
+    for unit in ("U1", "U2", "U3"):
+        for band in ("25-44", "alla"):
+            num = values[(unit, "K")][0] + values[(unit, "M")][0]
+            den = values[(unit, "K")][1] + values[(unit, "M")][1]
+            cells.append(services.SCell(key, unit, "2025", "T", band, num, den))
+            key += 1
+    for sex in ("K", "M", "T"):
+        for band in ("25-44", "alla"):
+            num = sum(c.numerator for c in cells if c.sex == sex and c.age_band == band)
+            den = sum(c.denominator for c in cells if c.sex == sex and c.age_band == band)
+            cells.append(services.SCell(key, "", "2025", sex, band, num, den))
+            key += 1
+    hidden = services.suppression_pattern(cells, 5)
+    assert hidden
+    groups = {}
+    for c in cells:
+        groups.setdefault(("sex", c.unit, c.age_band), []).append(c.key in hidden)
+        groups.setdefault(("unit", c.sex, c.age_band), []).append(c.key in hidden)
+        groups.setdefault(("band", c.unit, c.sex), []).append(c.key in hidden)
+    assert all(sum(flags) != 1 for flags in groups.values())
+
+
+# ------------------------------------------------------------------------------------------
+# Exports, the job and the command
+# ------------------------------------------------------------------------------------------
+
+
+def test_it_exports_csv_with_suppressed_cells_empty(users, small_numbers):
+    export = services.export_results(users["viewer"], "PO09", {"period": "2025-01"}, "csv")
+    assert export.filename.endswith(".csv")
+    assert export.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+    small = next(
+        r for r in rows if r["HSA-id"] == A and r["Sex"] == "K" and r["Age band"] == "alla"
+    )
+    assert small["Value"] == ""
+    assert small["Numerator"] == ""
+    assert small["Suppressed"] == "yes"
+    region = next(r for r in rows if r["Unit"] == "Region" and r["Sex"] == "T"
+                  and r["Age band"] == "alla")  # fmt: skip
+    assert float(region["Numerator"]) == 23
+    analyst = services.export_results(users["analyst"], "PO09", {"period": "2025-01"}, "csv")
+    assert b",20.0," in analyst.content
+
+
+def test_it_exports_xlsx_with_the_method(users, small_numbers):
+    from openpyxl import load_workbook
+
+    export = services.export_results(users["viewer"], "PO09", None, "xlsx")
+    book = load_workbook(io.BytesIO(export.content))
+    results, about = book.worksheets
+    header = [c.value for c in results[1]]
+    assert header[0] == "Indicator"
+    assert any("suppressed" in str(row[1].value) or "döljs" in str(row[1].value)
+               for row in about.iter_rows())  # fmt: skip
+    with pytest.raises(ValueError, match="csv or xlsx"):
+        services.export_results(users["viewer"], "PO09", None, "pdf")
+
+
+def test_it_computes_as_a_background_job(region, users, unit_a, extract_dir, settings):
+    settings.STYRKORT_JOBS = "inline"
+    _monthly(region, users["analyst"], extract_dir)
+    job = services.enqueue_compute(users["analyst"])
+    assert job.status == Job.Status.DONE, job.error
+    run = ComputationRun.objects.get(pk=job.result["run"])
+    assert run.job_id == job.pk
+    assert job.result["results_written"] == run.results_written > 0
+    with pytest.raises(PermissionDenied):
+        services.enqueue_compute(users["viewer"])
+    assert Job.objects.count() == 1
+
+
+def test_the_command_computes_and_prints_a_summary(region, users, unit_a, extract_dir):
+    _monthly(region, users["analyst"], extract_dir)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("compute", "--user", "analyst", stdout=out, stderr=err)
+    line = out.getvalue().strip()
+    assert line.startswith("Region Exempel: 17 indicator(s), all periods,")
+    assert "PO04" in err.getvalue()
+    out = io.StringIO()
+    call_command("compute", "--period", "2025-03", "--table", "contacts", "--region", "99",
+                 stdout=out, stderr=err)  # fmt: skip
+    assert "dependent period(s)" in out.getvalue()
+    assert InputSet.objects.exists()
+
+
+def test_the_command_refuses_bad_input(region, users, extract_dir):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="is not a period"):
+        call_command("compute", "--period", "March")
+    with pytest.raises(CommandError, match="may not compute"):
+        call_command("compute", "--user", "viewer")
+    with pytest.raises(CommandError, match="no user"):
+        call_command("compute", "--user", "ghost")
+    assert not ComputationRun.objects.exists()

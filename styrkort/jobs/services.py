@@ -1,0 +1,145 @@
+"""Queue and run background jobs.
+
+A job kind is registered by its app (in AppConfig.ready) with a function
+``handler(job, progress) -> dict`` whose return value becomes ``job.result``. Handlers must be
+all-or-nothing (their writes in one transaction) so that a job interrupted by a restart can
+simply run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from styrkort.jobs.models import Job
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+Handler = Callable[[Job, Progress], dict]
+_HANDLERS: dict[str, Handler] = {}
+MAX_ATTEMPTS = 3
+
+
+class JobFailed(Exception):
+    """Raised by a handler to fail with a message meant for the user (no traceback logged)."""
+
+
+def register(kind: str, handler: Handler) -> None:
+    _HANDLERS[kind] = handler
+
+
+def _progress_key(job_id) -> str:
+    return f"job-progress:{job_id}"
+
+
+def report_progress(job_id, done: int, total: int, message: str = "") -> None:
+    cache.set(_progress_key(job_id), {"done": done, "total": total, "message": message}, 24 * 3600)
+
+
+def progress_of(job: Job) -> dict:
+    if job.status == Job.Status.DONE:
+        return {"done": 1, "total": 1, "percent": 100, "message": ""}
+    data = cache.get(_progress_key(job.id)) or {"done": 0, "total": 0, "message": ""}
+    total = data["total"] or 0
+    data["percent"] = int(100 * data["done"] / total) if total else 0
+    return data
+
+
+def enqueue(actor, kind: str, params: dict) -> Job:
+    """Queue a job. In "inline" mode (tests, CLI) it runs at once."""
+    if kind not in _HANDLERS:
+        raise KeyError(f"unknown job kind {kind!r}")
+    job = Job.objects.create(kind=kind, params=params, created_by=actor)
+    if settings.STYRKORT_JOBS == "inline":
+        run_job(job)
+        job.refresh_from_db()
+    return job
+
+
+def run_job(job: Job) -> Job:
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.RUNNING, started=timezone.now(), attempts=job.attempts + 1
+    )
+    job.refresh_from_db()
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        report_progress(job.pk, done, total, message)
+
+    try:
+        result = _HANDLERS[job.kind](job, progress)
+    except JobFailed as exc:
+        _finish(job, Job.Status.FAILED, error=str(exc))
+    except Exception as exc:
+        log.exception("job %s (%s) failed", job.pk, job.kind)
+        _finish(job, Job.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    else:
+        _finish(job, Job.Status.DONE, result=result or {})
+    job.refresh_from_db()
+    return job
+
+
+def _finish(job: Job, status: str, *, result: dict | None = None, error: str = "") -> None:
+    Job.objects.filter(pk=job.pk).update(
+        status=status, result=result, error=error[:5000], finished=timezone.now()
+    )
+
+
+def claim_next() -> Job | None:
+    """Take the oldest queued job, atomically, so that two workers never run the same one."""
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status=Job.Status.QUEUED)
+            .order_by("created")
+            .first()
+        )
+        if job is None:
+            return None
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, started=timezone.now())
+    return job
+
+
+def requeue_interrupted() -> int:
+    """Jobs left running by a process that died are queued again (or failed after 3 tries)."""
+    failed = Job.objects.filter(status=Job.Status.RUNNING, attempts__gte=MAX_ATTEMPTS).update(
+        status=Job.Status.FAILED, error="interrupted too many times", finished=timezone.now()
+    )
+    return failed + Job.objects.filter(status=Job.Status.RUNNING).update(status=Job.Status.QUEUED)
+
+
+def run_pending(limit: int | None = None) -> int:
+    ran = 0
+    while limit is None or ran < limit:
+        job = claim_next()
+        if job is None:
+            break
+        run_job(job)
+        ran += 1
+    return ran
+
+
+def work_forever(poll_seconds: float = 1.0, stop: threading.Event | None = None) -> None:
+    requeue_interrupted()
+    while stop is None or not stop.is_set():
+        close_old_connections()
+        try:
+            if not run_pending(limit=1):
+                time.sleep(poll_seconds)
+        except Exception:
+            log.exception("job poller error")
+            time.sleep(poll_seconds)
+
+
+def start_poller_thread() -> threading.Thread:
+    """The embedded default: a thread in the serving process works the queue."""
+    thread = threading.Thread(target=work_forever, name="styrkort-jobs", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,6 @@
+from styrkort.organisation.management.commands._tabular_commands import ImportCommand
+
+
+class Command(ImportCommand):
+    help = "Import listings from a CSV or XLSX file (a dry run first with --dry-run)."
+    kind = "listings"
