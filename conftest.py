@@ -7,14 +7,28 @@ Region Exempel has two providers and three units. Personas, one per role: `admin
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 import pytest
 
-os.environ.setdefault("STYRKORT_JOBS", "inline")
-
 PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # PBKDF2 at Django's default work factor costs ~0.4 s per user; personas are made per test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _english_in_tests(settings):
+    """Assertions read the source strings (English); Styrkort's default is Swedish, which
+    styrkort/web/tests/test_translations.py, test_shell.py and the browser tests check."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

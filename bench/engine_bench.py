@@ -53,12 +53,11 @@ def _django(data_dir: Path) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def step_setup(data: Path, work: Path) -> dict:
-    """Fresh database with the demo registry and the extract files registered."""
+def build_region():
+    """Migrate a fresh database and fill it with the demo registry; returns (region, user)."""
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from styrkort.extracts.models import ExtractVersion
     from styrkort.organisation.demo import build_demo_registry
     from styrkort.organisation.models import CareUnit, Listing, Provider, Region, Staffing
 
@@ -94,6 +93,14 @@ def step_setup(data: Path, work: Path) -> dict:
         for r in reg.staffing
     )
     user = get_user_model().objects.create(username="bench")
+    return region, user
+
+
+def step_setup(data: Path, work: Path) -> dict:
+    """Fresh database with the demo registry and the extract files registered."""
+    from styrkort.extracts.models import ExtractVersion
+
+    region, user = build_region()
     manifest = json.loads((data / "manifest.json").read_text())
     rows = 0
     for month in sorted(p.name for p in data.iterdir() if p.is_dir()):
@@ -308,9 +315,10 @@ STEPS = {
 # ------------------------------------------------------------------------------------------
 
 
-def _run_step(name: str, data: Path, work: Path) -> dict:
+def _run_step(name: str, data: Path, work: Path, script: str | Path = __file__) -> dict:
+    """Run ``script --step name`` in a child process; its JSON result plus its peak RSS."""
     out = work / f"{name}.json"
-    cmd = [sys.executable, __file__, "--step", name, "--data", str(data), "--work", str(work)]
+    cmd = [sys.executable, str(script), "--step", name, "--data", str(data), "--work", str(work)]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     _pid, status, usage = os.wait4(proc.pid, 0)
     if status != 0:

@@ -62,11 +62,8 @@ def _real_birth_date(century: str | None, yy: str, mm: str, dd: str) -> bool:
     month, day = int(mm), int(dd)
     if day > 60:
         day -= 60  # samordningsnummer
-    if century is not None:
-        years = [int(century + yy)]
-    else:
-        # Without the century any of the last two centuries is possible.
-        years = [1900 + int(yy), 2000 + int(yy)]
+    # Without the century any of the last two centuries is possible.
+    years = [int(century + yy)] if century is not None else [1900 + int(yy), 2000 + int(yy)]
     for year in years:
         try:
             date(year, month, day)

@@ -59,7 +59,8 @@ class Period:
                 index = int(m.group(2)) if kind != YEAR else 1
                 return cls.of(kind, int(m.group(1)), index)
         raise PeriodError(
-            f"{text!r} is not a period; write a year (2025), a quarter (2025Q1) or a month (2025-03)"
+            f"{text!r} is not a period; "
+            "write a year (2025), a quarter (2025Q1) or a month (2025-03)"
         )
 
     @classmethod
@@ -111,7 +112,9 @@ class Period:
         return date(self.year, last, calendar.monthrange(self.year, last)[1])
 
     def months(self) -> list[Period]:
-        return [Period.of(MONTH, self.year, m) for m in range(self.first_month, self.last_month + 1)]
+        return [
+            Period.of(MONTH, self.year, m) for m in range(self.first_month, self.last_month + 1)
+        ]
 
     def contains(self, other: str | date | Period) -> bool:
         if isinstance(other, date):

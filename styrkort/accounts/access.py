@@ -109,9 +109,11 @@ def editable_units(user) -> QuerySet[CareUnit]:
 
 def get_unit_for_user(user, unit_id: int | str, *, write: bool = False) -> CareUnit:
     """A unit by id (or HSA-id) if visible; with write=True it must also be editable."""
-    lookup = {"hsa_id": unit_id} if isinstance(unit_id, str) and unit_id.startswith("SE") else {
-        "pk": unit_id
-    }
+    lookup = (
+        {"hsa_id": unit_id}
+        if isinstance(unit_id, str) and unit_id.startswith("SE")
+        else {"pk": unit_id}
+    )
     try:
         unit = visible_units(user).select_related("provider", "region").get(**lookup)
     except (CareUnit.DoesNotExist, ValueError):

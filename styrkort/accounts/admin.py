@@ -17,8 +17,14 @@ class MembershipAdmin(admin.ModelAdmin):
         with transaction.atomic():
             before = snapshot(Membership.objects.get(pk=obj.pk)) if change else None
             super().save_model(request, obj, form, change)
-            record(request.user, "update" if change else "create", obj, before=before,
-                   after=snapshot(obj), note="admin site")
+            record(
+                request.user,
+                "update" if change else "create",
+                obj,
+                before=before,
+                after=snapshot(obj),
+                note="admin site",
+            )
 
     def save_related(self, request, form, formsets, change):
         with transaction.atomic():
@@ -26,8 +32,14 @@ class MembershipAdmin(admin.ModelAdmin):
             super().save_related(request, form, formsets, change)
             after = sorted(form.instance.units.values_list("hsa_id", flat=True))
             if before != after:
-                record(request.user, "update", form.instance, before={"units": before},
-                       after={"units": after}, note="admin site")
+                record(
+                    request.user,
+                    "update",
+                    form.instance,
+                    before={"units": before},
+                    after={"units": after},
+                    note="admin site",
+                )
 
 
 @admin.register(ApiToken)

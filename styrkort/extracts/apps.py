@@ -10,6 +10,7 @@ class ExtractsConfig(AppConfig):
 
     def ready(self) -> None:
         from styrkort.extracts import services
-        from styrkort.jobs.services import register
+        from styrkort.jobs.services import register, register_startup
 
         register(services.JOB_KIND, services.ingest_job)
+        register_startup(services.cleanup)

@@ -34,7 +34,7 @@ def ingest_step(ctx) -> str:
     region = ctx.region
     if region is None:
         raise DemoIngestError("the demo region does not exist yet (run the region step first)")
-    analyst = _demo_analyst(region)
+    analyst = demo_analyst(region)
     synth_data = ctx.data.get("synth") or {}
     folder = Path(synth_data.get("dir") or synth.demo_settings()[0])
     files_by_month = synth_data.get("files") or synth.month_files(folder)
@@ -77,7 +77,7 @@ def ingest_step(ctx) -> str:
     )
 
 
-def _demo_analyst(region):
+def demo_analyst(region):
     user = get_user_model().objects.filter(username=DEMO_ANALYST).first()
     membership = Membership.objects.filter(user=user, region=region).first() if user else None
     if membership is None or membership.role != Role.ANALYST:

@@ -1,3 +1,4 @@
+import contextlib
 from datetime import date
 
 from django.contrib.auth import get_user_model
@@ -34,10 +35,8 @@ def filter_changes(qs, params):
         qs = qs.filter(batch=str(params["batch"]))
     for key, lookup in (("since", "at__date__gte"), ("until", "at__date__lte")):
         if params.get(key):
-            try:
+            with contextlib.suppress(ValueError):
                 qs = qs.filter(**{lookup: date.fromisoformat(params[key])})
-            except ValueError:
-                pass
     return qs
 
 

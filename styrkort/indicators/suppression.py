@@ -196,6 +196,10 @@ def suppress(
             suppressed = [c for c in present if c.key in hidden]
             if unknown + len(suppressed) != 1 or not suppressed:
                 continue
+            if not eq.parts and not eq.absent_parts:
+                # A total with no parts in the table (a unit manager's view with own units
+                # taken out): nothing in it can be worked out from the total.
+                continue
             candidates = [c for c in eq.parts if c.available and c.key not in hidden]
             if not candidates and eq.margin is not None and eq.margin.available:
                 candidates = [eq.margin] if eq.margin.key not in hidden else []

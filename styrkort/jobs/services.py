@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 Handler = Callable[[Job, Progress], dict]
 _HANDLERS: dict[str, Handler] = {}
+_STARTUP: list[Callable[[], object]] = []
 MAX_ATTEMPTS = 3
 
 
@@ -34,6 +35,22 @@ class JobFailed(Exception):
 
 def register(kind: str, handler: Handler) -> None:
     _HANDLERS[kind] = handler
+
+
+def register_startup(hook: Callable[[], object]) -> None:
+    """Run ``hook`` whenever a worker starts, after interrupted jobs are queued again: the place
+    for an app to clear what a crash left behind (e.g. extracts' half-written files)."""
+    if hook not in _STARTUP:
+        _STARTUP.append(hook)
+
+
+def run_startup() -> None:
+    requeue_interrupted()
+    for hook in _STARTUP:
+        try:
+            hook()
+        except Exception:
+            log.exception("worker start-up hook %s failed", getattr(hook, "__name__", hook))
 
 
 def _progress_key(job_id) -> str:
@@ -127,7 +144,7 @@ def run_pending(limit: int | None = None) -> int:
 
 
 def work_forever(poll_seconds: float = 1.0, stop: threading.Event | None = None) -> None:
-    requeue_interrupted()
+    run_startup()
     while stop is None or not stop.is_set():
         close_old_connections()
         try:

@@ -67,7 +67,9 @@ class Provider(models.Model):
 
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="providers")
     name = models.CharField(_("name"), max_length=200)
-    org_nr = models.CharField(_("organisation number"), max_length=10, validators=[_org_nr_validator])
+    org_nr = models.CharField(
+        _("organisation number"), max_length=10, validators=[_org_nr_validator]
+    )
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
 
     class Meta:
@@ -117,7 +119,9 @@ class CareUnit(models.Model):
 
 
 class Listing(models.Model):
-    """Listed patients (listade) at a unit in one month, by sex and age band: the capitation base."""
+    """Listed patients (listade) at a unit in one month, by sex and age band.
+
+    The capitation base, and the denominator of rates per 1,000 listed."""
 
     unit = models.ForeignKey(CareUnit, on_delete=models.CASCADE, related_name="listings")
     month = models.CharField(_("month"), max_length=7, validators=[_month_validator])

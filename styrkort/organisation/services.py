@@ -65,9 +65,11 @@ def set_staffing(actor, unit: CareUnit, period: str, profession: str, fte: Decim
     units only)."""
     if not access.editable_units(actor).filter(pk=unit.pk).exists():
         raise PermissionDenied("not your unit")
-    row = Staffing.objects.select_for_update().filter(
-        unit=unit, period=period, profession=profession
-    ).first()
+    row = (
+        Staffing.objects.select_for_update()
+        .filter(unit=unit, period=period, profession=profession)
+        .first()
+    )
     before = snapshot(row) if row else None
     if row is None:
         row = Staffing(unit=unit, period=period, profession=profession, fte=fte)

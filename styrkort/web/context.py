@@ -21,12 +21,13 @@ class NavItem:
     section: str  # the first path segment that marks the item as current
 
 
+ALL = frozenset({A, AN, UM, AU, V})
 NAV_ITEMS = (
-    NavItem("organisation:overview", _("Overview"), frozenset({A, AN, UM, AU, V}), "overview"),
-    NavItem("organisation:unit_list", _("Care units"), frozenset({A, AN, UM, AU, V}), "organisation"),
-    NavItem("indicators:catalogue", _("Indicators"), frozenset({A, AN, UM, AU, V}), "indicators"),
+    NavItem("organisation:overview", _("Overview"), ALL, "overview"),
+    NavItem("organisation:unit_list", _("Care units"), ALL, "organisation"),
+    NavItem("indicators:catalogue", _("Indicators"), ALL, "indicators"),
     NavItem("extracts:list", _("Extracts"), frozenset({AN}), "extracts"),
-    NavItem("grants:list", _("State grants"), frozenset({A, AN, UM, AU, V}), "grants"),
+    NavItem("grants:list", _("State grants"), ALL, "grants"),
     NavItem("organisation:import", _("Import"), frozenset({A, AN}), "import"),
     NavItem("history:log", _("Change log"), frozenset({A, AN, AU}), "history"),
     NavItem("accounts:users", _("Users"), frozenset({A}), "accounts"),

@@ -33,6 +33,7 @@ from styrkort.extracts.demo import ingest_step
 from styrkort.extracts.synth import synth_step
 from styrkort.grants.demo import demo_grant
 from styrkort.history.services import new_batch, record, record_many, snapshot
+from styrkort.indicators.demo import compute_step
 from styrkort.organisation.demo import (
     DEFAULT_SEED,
     FIRST_MONTH,
@@ -260,6 +261,7 @@ STEPS: list[DemoStep] = [
     DemoStep("grant", demo_grant),
     DemoStep("synth", synth_step, atomic=False),
     DemoStep("ingest", ingest_step, atomic=False),
+    DemoStep("indicators", compute_step, atomic=False),
 ]
 
 

@@ -36,20 +36,9 @@ def ready(users, region, provider_region, settings, tmp_path):
 
 
 def _axe(page, context: str) -> None:
-    """axe-core evaluated through the DevTools protocol (the CSP refuses inline script tags)."""
-    from tests.browser.conftest import AXE_JS, AxeViolations
+    from tests.browser.conftest import check_axe
 
-    page.evaluate("() => {" + AXE_JS + "\n}")
-    result = page.evaluate(
-        """async () => await axe.run(document, {
-            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
-            resultTypes: ['violations']
-        })"""
-    )
-    bad = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    if bad:
-        lines = [f"{v['id']} ({v['impact']}): {v['help']}" for v in bad]
-        raise AxeViolations(f"axe on {context}:\n" + "\n".join(lines))
+    check_axe(page, context=context)
 
 
 def _send(page, live_server, files: dict[str, Path], period: str = "2025Q1") -> None:

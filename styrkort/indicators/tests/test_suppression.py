@@ -56,7 +56,8 @@ def _equations(cells: Iterable[Cell]) -> list[tuple[list[Hashable], Hashable]]:
             parts, total = by_sex[(c.stratum, c.region, c.sex)]
             (total if c.is_region_total else parts).append(c.key)
     equations = [([g["K"], g["M"]], g["T"]) for g in by_group.values() if len(g) == 3]
-    equations += [(parts, total[0]) for parts, total in by_sex.values() if total]
+    # A region total with no units in the table is no equation: "the total of nothing".
+    equations += [(parts, total[0]) for parts, total in by_sex.values() if total and parts]
     return equations
 
 
@@ -389,3 +390,32 @@ def test_describe_method_states_threshold_in_both_languages() -> None:
     assert "1–9" in describe_method(10)["en"]
     with pytest.raises(ValueError, match="threshold"):
         describe_method(1)
+
+
+def test_a_lone_small_total_with_no_parts_needs_no_secondary() -> None:
+    # What a unit manager's table looks like when the region's only units are their own.
+    cells = [Cell("R-K", "R", "K", 2, 40, "R", is_region_total=True),
+             Cell("R-M", "R", "M", 9, 60, "R", is_region_total=True),
+             Cell("R-T", "R", "T", 11, 100, "R", is_region_total=True)]  # fmt: skip
+    result = suppress(cells)
+    assert result["R-K"] == "primary"
+    assert result["R-M"] == "secondary"
+    assert_safe(cells, result, DEFAULT_THRESHOLD)
+
+
+def test_a_unit_managers_own_units_leave_nothing_to_derive() -> None:
+    from styrkort.indicators.services import SCell, suppression_pattern
+
+    cells = [
+        SCell(("A", s), "A", "2025-01", s, "alla", n, d)
+        for s, n, d in (("K", 2, 40), ("M", 9, 60), ("T", 11, 100))
+    ] + [
+        SCell(("R", s), "", "2025-01", s, "alla", n, d)
+        for s, n, d in (("K", 2, 40), ("M", 9, 60), ("T", 11, 100))
+    ]
+    hidden = suppression_pattern(cells, limit=5, known_units=["A"])
+    # The region equals unit A, which the manager sees anyway; the region's small K is still
+    # hidden (primary) and its M with it, so that K = T - M cannot be done.
+    assert hidden == {("R", "K"): "primary", ("R", "M"): "secondary"}
+    # For anyone else, unit A's cells are protected as well.
+    assert ("A", "K") in suppression_pattern(cells, limit=5)

@@ -22,6 +22,16 @@ ROLES = ["admin", "analyst", "auditor", "viewer", "manager", "colleague"]
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
+@pytest.fixture(autouse=True)
+def _swedish(settings):
+    # These pages are checked as users see them by default: Swedish words and number formats.
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "sv"
+    with translation.override("sv"):
+        yield
+
+
 def _chart_spec(html: str, chart_id: str) -> dict:
     m = re.search(
         rf'<script id="{chart_id}-spec" type="application/json">(.*?)</script>', html, re.S

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.utils.formats import number_format
@@ -17,7 +17,10 @@ def num(value, decimals: int = 0):
     """A number with the active language's grouping and decimal mark; '–' for missing."""
     if value is None or value == "":
         return "–"
-    return number_format(value, decimal_pos=int(decimals), use_l10n=True, force_grouping=True)
+    return number_format(
+        _rounded(value, int(decimals)), decimal_pos=int(decimals), use_l10n=True,
+        force_grouping=True,
+    )  # fmt: skip
 
 
 @register.filter
@@ -25,7 +28,19 @@ def pct(value, decimals: int = 1):
     """A proportion 0–1 shown as a percentage."""
     if value is None or value == "":
         return "–"
-    return number_format(Decimal(str(value)) * 100, decimal_pos=int(decimals), force_grouping=True) + "\xa0%"
+    percent = _rounded(Decimal(str(value)) * 100, int(decimals))
+    return number_format(percent, decimal_pos=int(decimals), force_grouping=True) + "\xa0%"
+
+
+def _rounded(value, decimals: int):
+    """Round half up first: Django's number_format cuts extra decimals off (64.29 -> "64,2")."""
+    try:
+        exact = Decimal(str(value))
+    except InvalidOperation:
+        return value
+    if not exact.is_finite():
+        return value
+    return exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
 
 @register.filter

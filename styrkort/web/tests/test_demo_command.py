@@ -16,12 +16,28 @@ from styrkort.web import demo
 from styrkort.web.management.commands import demo as demo_command
 
 SEED = 3
+ALL_STEPS = [s.name for s in demo.STEPS]  # before the fixture below narrows them
 
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Six demo passwords are hashed per build; the default hasher is slow on purpose.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _without_extracts(monkeypatch):
+    # The registry, users and grant steps are what these tests are about; the extract steps
+    # (synth, ingest, indicators) take most of a minute and have their own tests in
+    # styrkort/extracts/tests/test_demo.py and styrkort/indicators/tests/test_demo.py.
+    steps = [s for s in demo.STEPS if s.name in {"region", "registry", "users", "grant"}]
+    monkeypatch.setattr(demo, "STEPS", steps)
+
+
+def test_it_runs_every_part_of_the_demo_in_order():
+    assert ALL_STEPS == [
+        "region", "registry", "users", "grant", "synth", "ingest", "indicators"
+    ]  # fmt: skip
 
 
 def _counts() -> dict[str, int]:

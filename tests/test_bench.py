@@ -1,0 +1,34 @@
+"""`make bench` must keep working: bench/run.py end to end at a tiny scale (--quick), into a
+temporary directory, with its report written there instead of docs/performance.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_it_runs_the_benchmark_and_writes_the_report(tmp_path):
+    report, figures = tmp_path / "performance.md", tmp_path / "figures.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--work", str(tmp_path),
+         "--output", str(report), "--json", str(figures)],
+        cwd=ROOT, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    data = json.loads(figures.read_text())
+    for step in ("full", "baseline", "pandas", "recompute", "ingest", "copy"):
+        assert data[step]["seconds"] > 0
+        assert data[step]["peak_mb"] > 0
+    assert data["ingest"]["refused"] == []
+    assert data["pandas"]["mismatches"] == 0
+    text = report.read_text()
+    for label in ("full indicator run", "extract validation + ingest", "recompute after one"):
+        assert label in text
+    assert "| Cores |" in text
+    assert not (ROOT / "docs" / "performance.md").samefile(report)
