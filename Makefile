@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/styrkort
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2  # CI has two cores
 
 .PHONY: demo serve install install-dev system-deps test test-sqlite test-postgres lint format typecheck bench messages check vendor clean
 

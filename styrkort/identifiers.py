@@ -77,7 +77,7 @@ def is_personal_number(value: str) -> bool:
     """True if the whole value is a valid personnummer or samordningsnummer (10 or 12 digits)."""
     text = value.strip()
     m = PERSONAL_NUMBER_RE.fullmatch(text)
-    return bool(m) and _match_is_personal_number(m)
+    return m is not None and _match_is_personal_number(m)
 
 
 def find_personal_number(value: str) -> str | None:

@@ -46,7 +46,7 @@ def format_kronor(amount: Decimal | int, decimals: int = 0) -> str:
     q = Decimal(amount).quantize(Decimal(1) if decimals == 0 else Decimal(10) ** -decimals)
     sign = "−" if q < 0 else ""
     whole, _, frac = f"{abs(q):f}".partition(".")
-    groups = []
+    groups: list[str] = []
     while whole:
         groups.insert(0, whole[-3:])
         whole = whole[:-3]

@@ -61,7 +61,7 @@ def region_of(user) -> Region | None:
 
 def can(user, capability: str) -> bool:
     m = get_membership(user)
-    return bool(m) and m.role in CAPABILITIES[capability]
+    return m is not None and m.role in CAPABILITIES[capability]
 
 
 def require(user, capability: str) -> Membership:
@@ -109,7 +109,7 @@ def editable_units(user) -> QuerySet[CareUnit]:
 
 def get_unit_for_user(user, unit_id: int | str, *, write: bool = False) -> CareUnit:
     """A unit by id (or HSA-id) if visible; with write=True it must also be editable."""
-    lookup = (
+    lookup: dict[str, int | str] = (
         {"hsa_id": unit_id}
         if isinstance(unit_id, str) and unit_id.startswith("SE")
         else {"pk": unit_id}

@@ -289,10 +289,11 @@ def ingest_job(job: Job, progress: Progress) -> dict:
     which ingest removes).
     """
     params = job.params or {}
+    upload_id = params.get("upload")
+    if upload_id is None:
+        raise JobFailed("the upload of this job no longer exists")
     try:
-        upload = ExtractUpload.objects.select_related("region", "uploaded_by").get(
-            pk=params.get("upload")
-        )
+        upload = ExtractUpload.objects.select_related("region", "uploaded_by").get(pk=upload_id)
     except (ExtractUpload.DoesNotExist, ValueError):
         raise JobFailed("the upload of this job no longer exists")
     raw = raw_dir_of(upload)

@@ -279,6 +279,7 @@ def demo_grant(ctx) -> str:
     report = services.start_report(analyst, grant)
     services.update_report(analyst, report, **REPORT_TEXTS)
     report = services.submit_report(analyst, report)
+    assert report.snapshot is not None  # submitting freezes the figures
     repay = report.snapshot["repayment"]["total"]
     units = amounts.count()
     return (

@@ -4,16 +4,21 @@ and every rule is checked there, once, for the pages, the API and the command li
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from styrkort.grants.models import GrantState, Weighting
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 AMOUNT_ATTRS = {"inputmode": "numeric", "autocomplete": "off"}
 
 
-def _amount(label, required: bool = True, help_text: str = "") -> forms.CharField:
+def _amount(label, required: bool = True, help_text: StrOrPromise = "") -> forms.CharField:
     return forms.CharField(
         label=label,
         required=required,

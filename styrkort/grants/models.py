@@ -364,6 +364,9 @@ class PlanDecision(models.Model):
 class _PlanPart(models.Model):
     """A row belonging to a plan: writable only while the plan is a draft."""
 
+    # Declared by every concrete part's ``plan`` foreign key (unset on a new row).
+    plan_id: int | None
+
     class Meta:
         abstract = True
 

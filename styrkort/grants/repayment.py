@@ -17,16 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Line", "Repayment", "compute_repayment"]
 
+# Keys are unit ids and central effort names; generic so that callers keep their key type.
+K = TypeVar("K", bound=Hashable)
+U = TypeVar("U", bound=Hashable)
+C = TypeVar("C", bound=Hashable)
+
 
 @dataclass(frozen=True)
-class Line:
+class Line(Generic[K]):
     """One unit's or central effort's balance: ``unused`` may be negative (over-use)."""
 
-    key: Hashable
+    key: K
     allocated: int
     used: int
 
@@ -50,12 +55,12 @@ class Line:
 
 
 @dataclass(frozen=True)
-class Repayment:
+class Repayment(Generic[U, C]):
     """The whole grant's balance; ``total_repay`` is what the region pays back."""
 
     grant_total: int
-    units: list[Line]
-    central: list[Line]
+    units: list[Line[U]]
+    central: list[Line[C]]
     unallocated: int
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -90,7 +95,7 @@ class Repayment:
         )
 
     @property
-    def over_using_units(self) -> list[Line]:
+    def over_using_units(self) -> list[Line[U]]:
         return [line for line in self.units if line.over_using]
 
     @property
@@ -117,11 +122,11 @@ def _whole(value: object, what: str) -> int:
 
 def compute_repayment(
     grant_total: int,
-    unit_allocated: Mapping[Hashable, int],
-    unit_used: Mapping[Hashable, int],
-    central_allocated: Mapping[Hashable, int] | None = None,
-    central_used: Mapping[Hashable, int] | None = None,
-) -> Repayment:
+    unit_allocated: Mapping[U, int],
+    unit_used: Mapping[U, int],
+    central_allocated: Mapping[C, int] | None = None,
+    central_used: Mapping[C, int] | None = None,
+) -> Repayment[U, C]:
     """Balance a grant: every allocated unit and central effort with what it used.
 
     A key missing from ``*_used`` used nothing. Used amounts for keys that were not allocated
@@ -132,7 +137,7 @@ def compute_repayment(
     central_allocated = central_allocated or {}
     central_used = central_used or {}
 
-    def lines(allocated: Mapping[Hashable, int], used: Mapping[Hashable, int]) -> list[Line]:
+    def lines(allocated: Mapping[K, int], used: Mapping[K, int]) -> list[Line[K]]:
         keys = list(allocated) + [k for k in used if k not in allocated]
         return [
             Line(

@@ -564,7 +564,7 @@ def preview_national_distribution(
         raise GrantError("not_whole_kronor", _("The total must be a whole number of kronor."))
     populations = parse_population_csv(population_file)
     shares = national_distribution(total, populations)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "lan_code": s.lan_code,
             "lan_name": LAN[s.lan_code],
@@ -1293,7 +1293,7 @@ def save_account(
     clean = parse_account_lines(grant, lines)
     account = _editable_account(grant, unit)
     created = account is None
-    if created:
+    if account is None:
         account = UnitAccount.objects.create(grant=grant, unit=unit)
     before = None if created else account_snapshot(account)
     if comment is not None:
@@ -1428,6 +1428,7 @@ def add_attachment(actor, grant: Grant, unit: CareUnit, upload: UploadedFile) ->
     _require_reporting_unit(actor, grant, unit)
     _require_allocation(grant, unit)
     name, content_type = _check_upload(upload)
+    assert upload.size is not None  # _check_upload refuses a file without a size
     account = _editable_account(grant, unit)
     if account is None:
         account = UnitAccount.objects.create(grant=grant, unit=unit)
@@ -1500,30 +1501,31 @@ def save_central_spending(
         raise GrantError("invalid_central", errors[0], errors)
     result = []
     for item, used, persons, fte, measures in clean:
-        row = CentralSpending.objects.filter(grant=grant, name=item.name).first()
-        before = snapshot(row) if row else None
-        row = row or CentralSpending(grant=grant, name=item.name)
-        row.category = item.category
-        row.used, row.persons, row.fte_added, row.measures = used, persons, fte, measures
-        row.save()
-        after = snapshot(row)
+        existing = CentralSpending.objects.filter(grant=grant, name=item.name).first()
+        before = snapshot(existing) if existing else None
+        spending = existing or CentralSpending(grant=grant, name=item.name)
+        spending.category = item.category
+        spending.used, spending.persons = used, persons
+        spending.fte_added, spending.measures = fte, measures
+        spending.save()
+        after = snapshot(spending)
         if after != before:
-            record(actor, "update" if before else "create", row, before=before, after=after)
-        result.append(row)
+            record(actor, "update" if before else "create", spending, before=before, after=after)
+        result.append(spending)
     return result
 
 
 COUNTED_STATUSES = (AccountStatus.APPROVED,)
 
 
-def repayment_of(grant: Grant) -> tuple[Repayment, dict]:
+def repayment_of(grant: Grant) -> tuple[Repayment[int, str], dict[int, dict[str, Any]]]:
     """Balance the grant: approved accounts count as used; a unit without an approved account
     has used nothing (yet). Returns the Repayment (keys: unit ids and central effort names)
     and per-unit facts for display: {unit_id: {unit, account, status, late, pending_used}}."""
     plan = grant.decided_plan()
     allocated: dict[int, int] = {}
     central_alloc: dict[str, int] = {}
-    facts: dict[int, dict] = {}
+    facts: dict[int, dict[str, Any]] = {}
     if plan is not None:
         for row in plan.unit_amounts.select_related("unit").order_by("unit__name"):
             allocated[row.unit_id] = row.amount
@@ -1581,7 +1583,7 @@ def build_report_data(grant: Grant, report: StateReport | None = None) -> dict:
     plan = grant.decided_plan()
     repayment, facts = repayment_of(grant)
     categories = list(grant.categories.all())
-    by_cat = {
+    by_cat: dict[int, dict[str, Any]] = {
         c.pk: {
             "code": c.code,
             "name": c.name,
@@ -1615,8 +1617,8 @@ def build_report_data(grant: Grant, report: StateReport | None = None) -> dict:
             )
     central_rows = []
     spending = {s.name: s for s in grant.central_spending.select_related("category")}
-    for line in repayment.central:
-        spent = spending.get(line.key)
+    for entry in repayment.central:
+        spent = spending.get(entry.key)
         if spent is not None:
             if spent.category_id in by_cat:
                 cat = by_cat[spent.category_id]
@@ -1626,18 +1628,18 @@ def build_report_data(grant: Grant, report: StateReport | None = None) -> dict:
             if spent.measures:
                 measures.append(
                     {
-                        "by": _("Central: %(name)s") % {"name": line.key},
+                        "by": _("Central: %(name)s") % {"name": entry.key},
                         "category": spent.category.name if spent.category else "",
                         "text": spent.measures,
                     }
                 )
         central_rows.append(
             {
-                "name": line.key,
-                "planned": line.allocated,
-                "used": line.used,
-                "unspent": line.repay,
-                "over_use": line.over_use,
+                "name": entry.key,
+                "planned": entry.allocated,
+                "used": entry.used,
+                "unspent": entry.repay,
+                "over_use": entry.over_use,
             }
         )
     category_rows = [
@@ -1647,19 +1649,19 @@ def build_report_data(grant: Grant, report: StateReport | None = None) -> dict:
     ]
     statuses = [info["status"] for info in facts.values()]
     unit_rows = []
-    for line in repayment.units:
-        info = facts.get(line.key, {})
+    for balance in repayment.units:
+        info = facts.get(balance.key, {})
         unit = info.get("unit")
         unit_rows.append(
             {
-                "hsa_id": unit.hsa_id if unit else str(line.key),
-                "name": unit.name if unit else str(line.key),
+                "hsa_id": unit.hsa_id if unit else str(balance.key),
+                "name": unit.name if unit else str(balance.key),
                 "listed": info.get("listed", 0),
-                "allocated": line.allocated,
-                "used": line.used,
-                "unused": line.unused,
-                "repay": line.repay,
-                "over_use": line.over_use,
+                "allocated": balance.allocated,
+                "used": balance.used,
+                "unused": balance.unused,
+                "repay": balance.repay,
+                "over_use": balance.over_use,
                 "status": str(info.get("status", AccountStatus.NOT_STARTED)),
                 "late": bool(info.get("late")),
             }

@@ -472,7 +472,9 @@ def plan_detail(request, grant_id: int, plan_id: int):
     in_force = grant.decided_plan()
     replaced_by = None
     if plan.status == PlanStatus.SUPERSEDED:
-        replaced_by = plan.latest_decision.superseded_by
+        decision = plan.latest_decision
+        assert decision is not None  # only a decided plan can be superseded
+        replaced_by = decision.superseded_by
     return render(
         request,
         "grants/plan_detail.html",

@@ -101,11 +101,11 @@ class IndicatorResultFilter(Schema):
 
 class IndicatorComputeIn(Schema):
     periods: list[str] | None = Field(
-        None,
+        default=None,
         description="Data periods that changed (recompute what depends on them); "
         "omit to compute everything",
     )
-    stale: bool = Field(False, description="Recompute what changed since the last run")
+    stale: bool = Field(default=False, description="Recompute what changed since the last run")
 
 
 class IndicatorJobStarted(Schema):

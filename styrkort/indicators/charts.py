@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import altair as alt
 from django.utils.translation import get_language
@@ -327,7 +328,7 @@ def breakdown_chart(
         raise ValueError("by must be sex or age_band")
     fmt = _format(decimals)
     title = _("Sex") if by == "sex" else _("Age band")
-    values = []
+    values: list[dict[str, Any]] = []
     for r in rows:
         key = r[by]
         label = str(SEX_LABELS.get(key, key)) if by == "sex" else r.get("age_label", key)

@@ -36,11 +36,11 @@ def _fixed_width(spec: dict, width: int) -> None:
 def render_svg(spec: Mapping, *, width: int = DEFAULT_WIDTH, language: str | None = None) -> str:
     """The chart as an SVG document (text). ``language`` ("sv"/"en", default the active one)
     picks the number format."""
-    spec = copy.deepcopy(dict(spec))
-    _fixed_width(spec, width)
+    fixed = copy.deepcopy(dict(spec))
+    _fixed_width(fixed, width)
     language = (language or get_language() or "sv")[:2]
     return vl_convert.vegalite_to_svg(
-        spec,
+        fixed,
         allowed_base_urls=[],
         format_locale=_FORMAT_LOCALES.get(language, _FORMAT_LOCALES["sv"]),
     )

@@ -103,7 +103,9 @@ def parse_filters(query: Mapping) -> dict:
 def _wants_fragment(request, target: str) -> bool:
     """An htmx request that swaps only ``target`` (a history restore needs the whole page)."""
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request and htmx.target == target
+    if not htmx:  # absent, or django-htmx's details of a request that is not htmx's
+        return False
+    return not htmx.history_restore_request and htmx.target == target
 
 
 def _by_period(rows: Sequence[Mapping]) -> list[Mapping]:

@@ -80,7 +80,7 @@ def filter_units(
         units = units.filter(
             Q(name__icontains=q) | Q(hsa_id__icontains=q) | Q(municipality__icontains=q)
         )
-    if provider not in (None, ""):
+    if provider is not None and provider != "":
         try:
             units = units.filter(provider_id=int(provider))
         except (TypeError, ValueError):

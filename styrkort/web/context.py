@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
@@ -10,13 +11,16 @@ from django.utils.translation import gettext_lazy as _
 from styrkort.accounts import access
 from styrkort.accounts.models import Role
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 A, AN, UM, AU, V = Role.ADMIN, Role.ANALYST, Role.UNIT_MANAGER, Role.AUDITOR, Role.VIEWER
 
 
 @dataclass(frozen=True)
 class NavItem:
     url_name: str
-    label: str
+    label: StrOrPromise
     roles: frozenset[str]
     section: str  # the first path segment that marks the item as current
 

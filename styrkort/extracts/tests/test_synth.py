@@ -76,7 +76,9 @@ def one(con: duckdb.DuckDBPyConnection, sql: str):
 
 
 def count(con: duckdb.DuckDBPyConnection, from_where: str) -> int:
-    return con.execute(f"SELECT count(*) {from_where}").fetchone()[0]
+    row = con.execute(f"SELECT count(*) {from_where}").fetchone()
+    assert row is not None  # an aggregate always returns one row
+    return row[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +120,9 @@ def test_each_month_holds_only_its_own_dates(small):
 def test_it_is_deterministic(tmp_path, registry):
     def files(folder: Path, seed: int) -> dict:
         synth.generate(folder, seed=seed, scale=0.03, months=["2025-05"], registry=registry)
-        return synth.read_manifest(folder)["files"]
+        manifest = synth.read_manifest(folder)
+        assert manifest is not None  # generate just wrote it
+        return manifest["files"]
 
     first = files(tmp_path / "a", SEED)
     assert first == files(tmp_path / "b", SEED)

@@ -23,10 +23,11 @@ from styrkort.indicators.models import (
     IndicatorResult,
     InputSet,
 )
+from styrkort.organisation.models import CareUnit
 from styrkort.periods import Period
 
-#: (unit or None, month, sex K/M, report band) -> (numerator, denominator)
-Counts = Mapping[tuple[object, str, str, str], tuple[float, float]]
+#: (unit, month, sex K/M, report band) -> (numerator, denominator)
+Counts = Mapping[tuple[CareUnit, str, str, str], tuple[float, float]]
 
 
 def _periods(months: Iterable[str]) -> dict[str, list[str]]:
@@ -99,8 +100,10 @@ def store_results(
     hsa = {u: u.hsa_id for u in units}
     scells = []
     for i, (unit, period, sex, band) in enumerate(keys):
-        num, den = services.suppression_counts(kind, x[i], n[i])
-        scells.append(services.SCell(i, hsa.get(unit, ""), period, sex, band, num, den))
+        tested_num, tested_den = services.suppression_counts(kind, x[i], n[i])
+        scells.append(
+            services.SCell(i, hsa.get(unit, ""), period, sex, band, tested_num, tested_den)
+        )
     hidden = services.suppression_pattern(scells)
     run = ComputationRun.objects.create(region=region, status=ComputationRun.Status.DONE)
     inputs, _created = InputSet.objects.get_or_create(fingerprint=f"test-{code}-{region.pk}")

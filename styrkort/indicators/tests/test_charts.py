@@ -1,12 +1,14 @@
 """Chart specifications (layers, fields, funnel limits, unit links), number formats and the
 server-side SVG rendering. Plain functions: no database."""
 
+from typing import Any
+
 import pytest
 from django.utils import translation
 
 from styrkort.indicators import charts, display, statistics, svg
 
-POINTS = [
+POINTS: list[dict[str, Any]] = [
     {"unit": "Vårdcentralen Ankarsrum", "value": 30.0, "lower": 20.0, "upper": 41.0,
      "numerator": 30, "denominator": 100, "comparison": "similar", "url": "/indicators/units/1/"},
     {"unit": "Hälsocentralen Björkby", "value": 70.0, "lower": 63.0, "upper": 76.0,
@@ -34,8 +36,10 @@ def _values(spec: dict, name: str) -> list[dict]:
 
 
 def _funnel(**kw) -> dict:
-    args = {"kind": "proportion", "multiplier": 100, "region_value": 33.3, "unit_label": "%",
-            "x_title": "Nämnare", "target": 60.0, "target_text": "Mål: minst 60 %"}  # fmt: skip
+    args: dict[str, Any] = {
+        "kind": "proportion", "multiplier": 100, "region_value": 33.3, "unit_label": "%",
+        "x_title": "Nämnare", "target": 60.0, "target_text": "Mål: minst 60 %",
+    }  # fmt: skip
     return charts.funnel_chart(POINTS, **(args | kw))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -356,7 +357,8 @@ def bearer(user) -> dict:
 
 
 def api_upload(user, kind: str, text: str, dry_run: str | None = None, content=None):
-    data = {"file": SimpleUploadedFile("x.csv", content or text.encode(), "text/csv")}
+    upload = SimpleUploadedFile("x.csv", content or text.encode(), "text/csv")
+    data: dict[str, Any] = {"file": upload}
     if dry_run is not None:
         data["dry_run"] = dry_run
     return Client().post(f"/api/organisation/imports/{kind}", data, **bearer(user))
