@@ -69,6 +69,9 @@ INSTALLED_APPS = [
     "styrkort.extracts",
     "styrkort.indicators",
     "styrkort.grants",
+    # After styrkort.web, whose templates/ninja/swagger.html overrides ninja's: the interactive
+    # API docs come from ninja's own static files, never a CDN.
+    "ninja",
 ]
 
 MIDDLEWARE = [

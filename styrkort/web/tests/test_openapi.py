@@ -31,3 +31,12 @@ def test_it_writes_the_document_with_the_command(tmp_path):
     schema = json.loads(out.read_text(encoding="utf-8"))
     assert "/api/organisation/units" in schema["paths"]
     assert out.read_text(encoding="utf-8") == openapi_text()
+
+
+def test_it_serves_the_interactive_docs_from_its_own_static_files(client, db):
+    import re
+
+    page = client.get("/api/docs").content.decode()
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any(u.endswith("swagger-ui-bundle.js") for u in urls)
+    assert [u for u in urls if "//" in u] == [], "users' networks are closed: no CDN"
