@@ -42,7 +42,7 @@ test-sqlite:
 # and in CI); pytest-django creates and drops its own test database there.
 test-postgres:
 	@if $(PY) -c "import psycopg; psycopg.connect('host=127.0.0.1 port=5432 user=postgres dbname=postgres', connect_timeout=3).close()" 2>/dev/null; then \
-	  STYRKORT_DATABASE_URL=$(PG_URL) $(PY) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS); \
+	  STYRKORT_DATABASE_URL=$(PG_URL) $(PY) -m pytest -p no:cacheprovider -q --database-tests-only $(PYTEST_ARGS); \
 	else echo "PostgreSQL does not answer at 127.0.0.1:5432: PostgreSQL run skipped"; fi
 
 lint:

@@ -14,10 +14,31 @@ import pytest
 PASSWORD = "correct-horse-battery-staple"
 
 
+DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_server"}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only tests that use the database (the second, PostgreSQL pass of make test: "
+        "tests of plain functions gain nothing from running twice)",
+    )
+
+
+def _uses_database(item) -> bool:
+    names = set(getattr(item, "fixturenames", ()))
+    return bool(names & DB_FIXTURES) or item.get_closest_marker("django_db") is not None
+
+
 def pytest_collection_modifyitems(config, items):
-    """`postgres_only` tests run in the PostgreSQL pass of `make test` and are skipped on SQLite."""
+    """`postgres_only` tests are skipped on SQLite; `--database-tests-only` deselects the rest."""
     from django.conf import settings
 
+    if config.getoption("--database-tests-only"):
+        kept = [i for i in items if _uses_database(i)]
+        config.hook.pytest_deselected(items=[i for i in items if not _uses_database(i)])
+        items[:] = kept
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (make test runs it again on PostgreSQL)")

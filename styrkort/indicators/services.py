@@ -615,12 +615,20 @@ def suppression_pattern(
         return Cell(c.key, c.age_band, "-", num, den, f"{c.unit}|{c.sex}", None,
                     c.age_band == ALL_AGES)  # fmt: skip
 
-    def run(periods: Iterable[str], make) -> set[Hashable]:
-        # One call per period: its strata and equations are disjoint, so this is the same as
-        # one call per stratum, with far fewer calls.
+    # Pass (a) protects each (period, age band): sexes × units with the region total; pass (b)
+    # each (period, unit, sex): the age bands with "alla". Their equations stay inside these
+    # strata, so a stratum without a small or hidden cell needs no call to suppress() (most of
+    # them), and a stratum is looked at again only when the other pass hid a cell in it.
+    def stratum_a(c: SCell) -> Hashable:
+        return (c.period, c.age_band)
+
+    def stratum_b(c: SCell) -> Hashable:
+        return (c.period, c.unit, c.sex)
+
+    def run(strata: Iterable[Hashable], groups, make) -> set[Hashable]:
         new: set[Hashable] = set()
-        for period in sorted(periods):
-            group = by_period[period]
+        for stratum in sorted(strata, key=str):
+            group = groups[stratum]
             if not any(c.key in flagged or c.key in hidden for c in group):
                 continue
             for k, reason in suppress([make(c) for c in group], limit).items():
@@ -629,15 +637,18 @@ def suppression_pattern(
                     new.add(k)
         return new
 
-    by_period: dict[str, list[SCell]] = defaultdict(list)
+    groups_a: dict[Hashable, list[SCell]] = defaultdict(list)
+    groups_b: dict[Hashable, list[SCell]] = defaultdict(list)
     for c in cells:
-        by_period[c.period].append(c)
-    dirty_a, dirty_b = set(by_period), set(by_period)
+        groups_a[stratum_a(c)].append(c)
+        groups_b[stratum_b(c)].append(c)
+    dirty_a = {stratum_a(by_key[k]) for k in flagged}
+    dirty_b = {stratum_b(by_key[k]) for k in flagged}
     while dirty_a or dirty_b:
-        new_a = run(dirty_a, sexes_by_units)
-        dirty_b |= {by_key[k].period for k in new_a}
-        new_b = run(dirty_b, bands)
-        dirty_a = {by_key[k].period for k in new_b}
+        new_a = run(dirty_a, groups_a, sexes_by_units)
+        dirty_b |= {stratum_b(by_key[k]) for k in new_a}
+        new_b = run(dirty_b, groups_b, bands)
+        dirty_a = {stratum_a(by_key[k]) for k in new_b}
         dirty_b = set()
     return hidden
 

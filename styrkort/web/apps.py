@@ -7,3 +7,9 @@ class WebConfig(AppConfig):
     label = "web"
     verbose_name = _("Page shell")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from styrkort.jobs.services import register
+        from styrkort.web import demo
+
+        register(demo.JOB_KIND, demo.background_job)

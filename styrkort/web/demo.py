@@ -20,6 +20,7 @@ note "demo".
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,11 +30,12 @@ from django.db import transaction
 from django.db.models import Model
 
 from styrkort.accounts.models import Membership, Role
-from styrkort.extracts.demo import ingest_step
+from styrkort.extracts.demo import demo_analyst, ingest_step
 from styrkort.extracts.synth import synth_step
 from styrkort.grants.demo import demo_grant
 from styrkort.history.services import new_batch, record, record_many, snapshot
 from styrkort.indicators.demo import compute_step
+from styrkort.jobs.services import enqueue
 from styrkort.organisation.demo import (
     DEFAULT_SEED,
     FIRST_MONTH,
@@ -50,6 +52,8 @@ from styrkort.organisation.models import CareUnit, Listing, Provider, Region, St
 NOTE = "demo"
 BATCH_SIZE = 2000
 DEMO_URL = "http://127.0.0.1:{port}/"
+
+log = logging.getLogger(__name__)
 
 
 class DemoError(Exception):
@@ -86,6 +90,9 @@ class DemoStep:
     name: str
     run: Callable[[DemoContext], str]
     atomic: bool = True
+    # Steps that may run after the demo starts serving (the extracts and the indicators on
+    # them, about a minute), so that the region is in the browser within seconds.
+    background: bool = False
 
 
 # --- users --------------------------------------------------------------------------------
@@ -259,10 +266,12 @@ STEPS: list[DemoStep] = [
     DemoStep("registry", step_registry),
     DemoStep("users", step_users),
     DemoStep("grant", demo_grant),
-    DemoStep("synth", synth_step, atomic=False),
-    DemoStep("ingest", ingest_step, atomic=False),
-    DemoStep("indicators", compute_step, atomic=False),
+    DemoStep("synth", synth_step, atomic=False, background=True),
+    DemoStep("ingest", ingest_step, atomic=False, background=True),
+    DemoStep("indicators", compute_step, atomic=False, background=True),
 ]
+
+JOB_KIND = "web.demo_background"
 
 
 def build_demo(
@@ -270,20 +279,54 @@ def build_demo(
     *,
     write: Callable[[str], None] = print,
     steps: list[DemoStep] | None = None,
+    defer_background: bool = False,
 ) -> DemoContext:
-    """Build or refresh the demo database; prints one line per step with its duration."""
+    """Build or refresh the demo database; prints one line per step with its duration.
+
+    With ``defer_background`` the steps marked ``background`` are not run here but queued as
+    one job (``JOB_KIND``, acting as the demo analyst), which the serving process's job poller
+    runs; ``ctx.data["background_job"]`` is that job."""
     ctx = DemoContext(seed=seed, registry=build_demo_registry(seed), write=write)
     ctx.users = demo_users(seed)
     check_accounts(ctx)
-    for step in STEPS if steps is None else steps:
-        started = time.perf_counter()
-        if step.atomic:
-            with transaction.atomic():
-                summary = step.run(ctx)
-        else:
-            summary = step.run(ctx)
-        write(f"  {step.name:<12} {time.perf_counter() - started:6.1f} s  {summary}")
+    chosen = STEPS if steps is None else steps
+    later = [s for s in chosen if s.background] if defer_background else []
+    for step in chosen:
+        if step in later:
+            continue
+        _run_step(ctx, step)
+    if later:
+        params = {"seed": seed, "steps": [s.name for s in later]}
+        ctx.data["background_job"] = enqueue(demo_analyst(ctx.region), JOB_KIND, params)
     return ctx
+
+
+def _run_step(ctx: DemoContext, step: DemoStep) -> None:
+    started = time.perf_counter()
+    if step.atomic:
+        with transaction.atomic():
+            summary = step.run(ctx)
+    else:
+        summary = step.run(ctx)
+    ctx.write(f"  {step.name:<12} {time.perf_counter() - started:6.1f} s  {summary}")
+
+
+def background_job(job, progress) -> dict:
+    """Job handler: the demo's deferred steps (synth, ingest, indicators), in order, after the
+    region step has found the demo region again."""
+    names = list(job.params.get("steps") or [])
+    steps = [s for s in STEPS if s.name == "region"] + [s for s in STEPS if s.name in names]
+    lines: list[str] = []
+
+    def write(line: str) -> None:
+        lines.append(line)
+        log.info("demo: %s", line.strip())
+        done = sum(1 for ln in lines if ln.startswith("  ") and ln.split()[0] in names)
+        progress(done, len(names), line.strip()[:200])
+
+    progress(0, len(names), "")
+    build_demo(int(job.params["seed"]), write=write, steps=steps)
+    return {"steps": names, "lines": [ln.strip() for ln in lines if ln.startswith("  ")]}
 
 
 def users_table(ctx: DemoContext, port: int = 8000) -> str:

@@ -263,3 +263,59 @@ def test_the_command_reports_a_taken_username_clearly(db):
     with pytest.raises(CommandError, match="admin"):
         call_command("demo", "--no-serve", stdout=StringIO())
     assert _state() == state
+
+
+def _with_a_background_step(monkeypatch) -> list[str]:
+    ran: list[str] = []
+
+    def late(ctx: demo.DemoContext) -> str:
+        assert ctx.region is not None
+        ran.append(ctx.region.name)
+        return "late done"
+
+    steps = [*demo.STEPS, demo.DemoStep("late", late, atomic=False, background=True)]
+    monkeypatch.setattr(demo, "STEPS", steps)
+    return ran
+
+
+def test_it_defers_the_background_steps_to_a_job_when_asked(db, settings, monkeypatch):
+    from styrkort.jobs.models import Job
+    from styrkort.jobs.services import run_pending
+
+    settings.STYRKORT_JOBS = "poller"
+    ran = _with_a_background_step(monkeypatch)
+    lines: list[str] = []
+    ctx = demo.build_demo(SEED, write=lines.append, defer_background=True)
+    assert ran == []
+    assert not any(line.split()[0] == "late" for line in lines)
+    job = ctx.data["background_job"]
+    assert (job.kind, job.params["steps"], job.created_by.username) == (
+        demo.JOB_KIND, ["late"], "analys",
+    )  # fmt: skip
+    assert run_pending() == 1
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.error
+    assert ran == ["Region Exempel"]
+    assert any(line.startswith("late") and "late done" in line for line in job.result["lines"])
+
+
+def test_it_runs_the_background_steps_at_once_without_serving(db, monkeypatch):
+    from styrkort.jobs.models import Job
+
+    ran = _with_a_background_step(monkeypatch)
+    call_command("demo", "--no-serve", "--seed", str(SEED), stdout=StringIO())
+    assert ran == ["Region Exempel"]
+    assert not Job.objects.exists()
+
+
+def test_the_command_serves_at_once_and_loads_extracts_in_the_background(db, settings, monkeypatch):
+    from styrkort.jobs.models import Job
+
+    settings.STYRKORT_JOBS = "poller"
+    ran = _with_a_background_step(monkeypatch)
+    monkeypatch.setattr(demo_command, "call_command", lambda name, *a, **k: None)
+    out = StringIO()
+    call_command("demo", "--seed", str(SEED), stdout=out)
+    assert ran == []
+    assert Job.objects.get().kind == demo.JOB_KIND
+    assert "loading in the background" in out.getvalue()

@@ -27,8 +27,15 @@ class Command(BaseCommand):
             help=f"seed of the generated data and passwords (default {DEFAULT_SEED})",
         )  # fmt: skip
         parser.add_argument("--port", type=int, default=8000, help="port to serve on (8000)")
+        parser.add_argument(
+            "--wait", action="store_true",
+            help="load the extracts and compute the indicators before serving (about a "
+            "minute more); by default that runs in the background once the demo serves",
+        )  # fmt: skip
 
-    def handle(self, *args, no_serve: bool, seed: int, port: int, **options) -> None:
+    def handle(
+        self, *args, no_serve: bool, seed: int, port: int, wait: bool = False, **options
+    ) -> None:
         if seed < 0:
             raise CommandError("--seed must be zero or a positive whole number")
         if not 0 < port < 65536:
@@ -38,7 +45,8 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write(f"  {'migrate':<12} {time.perf_counter() - started:6.1f} s  done")
         try:
-            ctx = build_demo(seed, write=self.stdout.write)
+            defer = not (no_serve or wait)
+            ctx = build_demo(seed, write=self.stdout.write, defer_background=defer)
         except DemoError as exc:
             raise CommandError(f"the demo cannot be built here: {exc}")
         listed = f"{sum(ctx.registry.listed_in(LAST_MONTH).values()):,}".replace(",", " ")
@@ -46,6 +54,12 @@ class Command(BaseCommand):
             f"Demo built in {time.perf_counter() - started:.1f} s: {ctx.registry.region.name}, "
             f"{len(ctx.registry.units)} care units, {listed} listed in {LAST_MONTH}."
         )
+        if "background_job" in ctx.data:
+            self.stdout.write(
+                "Extracts and indicators are loading in the background (about a minute): the "
+                "indicator pages fill in when they are done; the catalogue shows the latest "
+                "computation."
+            )
         self.stdout.write("")
         self.stdout.write(users_table(ctx, port=port))
         if no_serve:
