@@ -36,6 +36,7 @@ from styrkort.organisation.models import (
     Staffing,
 )
 from styrkort.periods import Period, PeriodError
+from styrkort.textsearch import contains_any
 
 PER = 10_000
 HUNDREDTH = Decimal("0.01")
@@ -77,9 +78,7 @@ def filter_units(
     """The unit list's search (name, HSA-id, municipality) and filters."""
     q = (q or "").strip()
     if q:
-        units = units.filter(
-            Q(name__icontains=q) | Q(hsa_id__icontains=q) | Q(municipality__icontains=q)
-        )
+        units = contains_any(units, ["name", "hsa_id", "municipality"], q)
     if provider is not None and provider != "":
         try:
             units = units.filter(provider_id=int(provider))

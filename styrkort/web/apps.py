@@ -9,7 +9,12 @@ class WebConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from styrkort import textsearch
         from styrkort.jobs.services import register
         from styrkort.web import demo
+
+        connection_created.connect(textsearch.register_sqlite_functions)
 
         register(demo.JOB_KIND, demo.background_job)
