@@ -72,3 +72,19 @@ def test_it_marks_cookies_secure_outside_debug():
     assert settings.SESSION_COOKIE_SECURE
     assert settings.CSRF_COOKIE_SECURE
     assert settings.SESSION_COOKIE_HTTPONLY
+
+
+def test_it_explains_a_refusal_in_the_page_shell(client_for, users, unit_a, settings):
+    settings.DEBUG = False
+    r = client_for("viewer").get(f"/organisation/units/{unit_a.pk}/staffing/")
+    assert r.status_code == 403
+    page = r.content.decode()
+    assert "Not allowed" in page
+    assert "Nothing was changed" in page
+    assert 'class="main-nav"' in page
+
+
+def test_it_explains_a_missing_page_in_the_page_shell(client_for, users, other_unit):
+    r = client_for("viewer").get(f"/organisation/units/{other_unit.pk}/")
+    assert r.status_code == 404
+    assert "not in your region" in r.content.decode()
