@@ -65,6 +65,16 @@ def _english_in_tests(settings):
 
 
 @pytest.fixture
+def swedish(settings):
+    """Swedish words and number formats, as users get them by default."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "sv"
+    with translation.override("sv"):
+        yield
+
+
+@pytest.fixture
 def region(db):
     from styrkort.organisation.models import Region
 

@@ -3,7 +3,7 @@
 SQLite's LIKE and lower() fold ASCII letters only, so ``name__icontains="örebro"`` misses
 "Örebro" there. ``Casefold(field)`` is Python's ``str.casefold`` on SQLite (a function
 registered on every new connection, see ``register_sqlite_functions``) and ``LOWER`` on
-PostgreSQL, whose UTF-8 databases fold every letter; compare it with ``casefold(query)``.
+PostgreSQL, whose UTF-8 databases fold every letter; compare it with ``query.casefold()``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ class Casefold(Func):
         return super().as_sql(compiler, connection, function=SQLITE_FUNCTION, **extra_context)
 
 
-def casefold(text: str) -> str:
-    return text.casefold()
-
-
 def _casefold_or_none(value):
     return value.casefold() if isinstance(value, str) else value
 
@@ -39,7 +35,7 @@ def register_sqlite_functions(sender, connection, **kwargs) -> None:
 
 def contains_any(queryset, fields: list[str], text: str):
     """Rows where any of ``fields`` contains ``text``, ignoring case (Swedish letters too)."""
-    needle = casefold(text)
+    needle = text.casefold()
     annotated = queryset.annotate(**{f"_cf_{f}": Casefold(f) for f in fields})
     condition = Q()
     for f in fields:

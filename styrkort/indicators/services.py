@@ -598,7 +598,6 @@ def suppression_pattern(
     cells = [c for c in cells if c.unit not in known]
     by_key = {c.key: c for c in cells}
     hidden: dict[Hashable, str] = {}
-    # A group without a small or hidden cell needs no call to suppress(): most groups.
     flagged = {c.key for c in cells if is_primary(c.numerator, c.denominator, limit)}
 
     def counts(c: SCell) -> tuple[int | None, int | None]:

@@ -16,20 +16,10 @@ from styrkort.indicators.catalogue import load_catalogue
 from styrkort.indicators.models import ComputationRun, IndicatorResult
 from styrkort.jobs.models import Job
 
-pytestmark = pytest.mark.usefixtures("fast_passwords")
+pytestmark = pytest.mark.usefixtures("fast_passwords", "swedish")  # as users see pages
 
 ROLES = ["admin", "analyst", "auditor", "viewer", "manager", "colleague"]
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture(autouse=True)
-def _swedish(settings):
-    # These pages are checked as users see them by default: Swedish words and number formats.
-    from django.utils import translation
-
-    settings.LANGUAGE_CODE = "sv"
-    with translation.override("sv"):
-        yield
 
 
 def _chart_spec(html: str, chart_id: str) -> dict:

@@ -13,15 +13,7 @@ from styrkort.organisation import views
 from styrkort.organisation.models import CareUnit, Staffing
 from styrkort.organisation.tests.sample import add_listings, add_staffing, fast_hashing  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def _swedish(settings):
-    # These pages are checked as users see them by default: Swedish words and number formats.
-    from django.utils import translation
-
-    settings.LANGUAGE_CODE = "sv"
-    with translation.override("sv"):
-        yield
+pytestmark = pytest.mark.usefixtures("swedish")  # pages as users see them by default
 
 
 def _state():
