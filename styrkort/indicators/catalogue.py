@@ -151,6 +151,12 @@ class View:
     tables: tuple[str, ...]
     sql: str  # with code-list macros expanded
     raw_sql: str
+    #: Its rows for one extract period depend only on that period's files (the engine keeps
+    #: them per period and rebuilds only a replaced period's share).
+    per_period: bool = False
+    #: For a per-period view whose shares overlap (a patient in several months): the SQL
+    #: that combines the shares, read from the table ``parts``, into the whole.
+    combine: str | None = None
 
 
 @dataclass(frozen=True)
@@ -588,12 +594,80 @@ class _PackChecker:
                 self.problem(where, "sql", "required SQL is missing")
                 continue
             expanded, _ = self.expand(sql, where, "sql")
-            view = View(name, str(spec.get("description", "")), tuple(tables), expanded, sql)
+            per_period, combine = self._partitioning(where, spec, tuple(tables), expanded)
+            view = View(
+                name,
+                str(spec.get("description", "")),
+                tuple(tables),
+                expanded,
+                sql,
+                per_period=per_period,
+                combine=combine,
+            )
             error = self._bind(tuple(tables), expanded, create_view=name)
             if error:
                 self.problem(where, "sql", error)
                 continue
+            error = self._bind_combine(name, combine) if combine else None
+            if error:
+                self.problem(where, "combine", error)
+                continue
             self.views.append(view)
+
+    def _partitioning(
+        self, where: str, spec: Mapping, tables: tuple[str, ...], sql: str
+    ) -> tuple[bool, str | None]:
+        """``per_period`` and ``combine`` of a view, checked.
+
+        A per-period view may read only canonical extract tables whose rows belong to one
+        extract period (not ``sick_leave``: a case is sent again in every month it overlaps,
+        and the latest file wins), and no other view: its share for a period is then computed
+        from that period's files alone.
+        """
+        per_period = spec.get("per_period", False)
+        combine = spec.get("combine")
+        if not isinstance(per_period, bool):
+            self.problem(where, "per_period", "must be true or false")
+            return False, None
+        if combine is not None and (not isinstance(combine, str) or not combine.strip()):
+            self.problem(where, "combine", "must be SQL reading the table parts")
+            return False, None
+        if combine is not None and not per_period:
+            self.problem(where, "combine", "only a per_period view has shares to combine")
+            return False, None
+        if not per_period:
+            return False, None
+        try:
+            names = duckdb.get_table_names(sql)
+        except duckdb.Error:
+            return False, None  # the SQL's own error is reported when it is bound
+        others = sorted(n for n in names if n not in self.columns or n == "sick_leave")
+        if others:
+            self.problem(
+                where,
+                "per_period",
+                f"a per_period view reads only the extract tables of one period; it reads "
+                f"{', '.join(others)}",
+            )
+            return False, None
+        return True, combine
+
+    def _bind_combine(self, name: str, combine: str) -> str | None:
+        """Bind ``combine`` against ``parts`` shaped like the view; it must give the view's
+        columns."""
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE parts AS SELECT * FROM {name} LIMIT 0")
+            rel = self.con.sql(combine)
+            expected = self.con.sql(f"SELECT * FROM {name}")
+            got = dict(zip(rel.columns, map(str, rel.types), strict=True))
+            want = dict(zip(expected.columns, map(str, expected.types), strict=True))
+        except duckdb.Error as exc:
+            return _duck_message(exc)
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS parts")
+        if got != want:
+            return f"must return the view's columns {want}, not {got}"
+        return None
 
     def _check_tables(self, where: str, tables: Any, fld: str = "tables") -> bool:
         if not isinstance(tables, list) or not tables:

@@ -41,8 +41,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -54,7 +57,7 @@ import pyarrow as pa
 
 from styrkort.breakdowns import ALL_AGES, REPORT_AGE_BANDS, TOTAL, band_bounds, report_band
 from styrkort.indicators import vectorised
-from styrkort.indicators.catalogue import Catalogue, Definition, canonical_columns
+from styrkort.indicators.catalogue import Catalogue, Definition, View, canonical_columns
 from styrkort.periods import KINDS, MONTH, QUARTER, YEAR, Period
 
 log = logging.getLogger(__name__)
@@ -304,6 +307,25 @@ def coverage(files: Iterable[ExtractFile]) -> dict[str, tuple[date, date]]:
     return out
 
 
+def partitions(
+    files: Mapping[str, Sequence[ExtractFile]], tables: Iterable[str]
+) -> dict[Period, dict[str, ExtractFile]] | None:
+    """The files of ``tables`` grouped by declared period, or None when they do not split
+    into separate periods (declared periods that overlap, e.g. a quarter and one of its
+    months, or two files of one table for one period)."""
+    out: dict[Period, dict[str, ExtractFile]] = defaultdict(dict)
+    for table in tables:
+        for f in files.get(table, ()):
+            group = out[Period.parse(f.period)]
+            if table in group:
+                return None
+            group[table] = f
+    ordered = sorted(out, key=lambda p: (p.start, p.end))
+    if any(a.end >= b.start for a, b in zip(ordered, ordered[1:], strict=False)):
+        return None
+    return {p: out[p] for p in ordered}
+
+
 def is_complete(
     definition: Definition,
     period: Period,
@@ -335,6 +357,23 @@ def is_complete(
         and listed_months is not None
         and any(str(m) not in listed_months for m in period.months())
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Cached shares
+# ----------------------------------------------------------------------------------------------
+
+#: Part of every cache key: change it when what a cached share holds changes meaning.
+CACHE_FORMAT = "shares-1"
+
+
+def _key(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _files_key(group: Mapping[str, ExtractFile]) -> list:
+    return sorted((t, f.id, f.checksum) for t, f in group.items())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -420,13 +459,15 @@ def _cases_sql(definition: Definition, first: date, last: date) -> str:
         WHERE c.anchor_date BETWEEN {_sql_date(first)} AND {_sql_date(last)}"""
 
 
-def aggregate_sql(definition: Definition, first: date, last: date) -> str:
+def aggregate_sql(definition: Definition, first: date, last: date, cases: str | None = None) -> str:
     """SQL giving one row per (period, unit or region, sex, age band) for the definition.
 
-    ``first``/``last`` bound the dates of the periods computed. Output columns: period, kind,
-    unit ('' = region), sex, age_band, n, x, s, ss, and for medians med, med_lo, med_hi;
-    rates add ``listed``; every row carries the region's figures as reg_*. Needs the tables
-    ``units``, ``periods``, ``period_months`` and (for rates) ``listed_agg``.
+    ``first``/``last`` bound the dates of the periods computed; ``cases`` replaces the case
+    query (:func:`_cases_sql`) with one giving the same rows (cached shares). Output
+    columns: period, kind, unit ('' = region), sex, age_band, n, x, s, ss, and for medians
+    med, med_lo, med_hi; rates add ``listed``; every row carries the region's figures as
+    reg_*. Needs the tables ``units``, ``periods``, ``period_months`` and (for rates)
+    ``listed_agg``.
 
     Three strategies, all giving every unit and the region by sex K/M/T and every band:
 
@@ -438,7 +479,7 @@ def aggregate_sql(definition: Definition, first: date, last: date) -> str:
     * medians and cases counted per period (ongoing sick leave): grouped directly.
     """
     cube, sex_label, band_label = _cube(definition)
-    cases = _cases_sql(definition, first, last)
+    cases = cases or _cases_sql(definition, first, last)
     labels = f"{sex_label} AS r_sex, {band_label} AS r_band"
     unit_label = "CASE WHEN grouping(unit) = 1 THEN '' ELSE unit END AS r_unit"
     is_prop = definition.kind == "proportion"
@@ -573,6 +614,7 @@ class Engine:
         memory_limit: str | None = None,
         threads: int | None = None,
         temp_directory: Path | None = None,
+        cache_dir: Path | None = None,
     ):
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
@@ -588,7 +630,11 @@ class Engine:
         self.con = duckdb.connect(config=config)
         self.con.execute("SET enable_progress_bar = false")
         self.columns = canonical_columns()
-        self._table_files: dict[str, tuple[int, ...] | None] = {}
+        self.cache_dir = cache_dir
+        self._table_files: dict[str, list[ExtractFile]] = {}
+        # Cached case rows are only valid for the same set of units (rows of other units are
+        # dropped when they are made).
+        self._units_key = _key(sorted(units.items()))
         self.con.register(
             "units_arrow",
             pa.table(
@@ -632,10 +678,10 @@ class Engine:
 
     def set_files(self, table: str, files: Sequence[ExtractFile]) -> None:
         """Point the view ``table`` at ``files`` (typed empty when there are none)."""
-        ids = tuple(f.id for f in files)
-        if self._table_files.get(table) == ids:
+        previous = self._table_files.get(table)
+        if previous is not None and [f.id for f in previous] == [f.id for f in files]:
             return
-        self._table_files[table] = ids
+        self._table_files[table] = list(files)
         if not files:
             cols = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in self.columns[table].items())
             body = f"SELECT {cols} WHERE false"
@@ -662,13 +708,74 @@ class Engine:
             if table != "listings":
                 self.set_files(table, files.get(table, []))
 
-    def create_views(self, catalogue: Catalogue, materialise: Iterable[str] = ()) -> None:
+    @contextmanager
+    def _scoped(self, files: Mapping[str, Sequence[ExtractFile]]) -> Iterator[None]:
+        """Point the given tables at ``files`` for a while, then back."""
+        saved = {t: self._table_files.get(t, []) for t in files}
+        try:
+            for table, group in files.items():
+                self.set_files(table, group)
+            yield
+        finally:
+            for table, group in saved.items():
+                self.set_files(table, group)
+
+    def _cached(self, kind: str, name: str, key: str, period: Period, sql: Callable[[], str],
+                files: Mapping[str, Sequence[ExtractFile]]) -> Path:  # fmt: skip
+        """The Parquet file holding ``sql`` over ``files`` (one period's), made if missing.
+
+        Written beside its final name and renamed, so a crash leaves no half file under it;
+        other keys of the same period (older file versions) are removed.
+        """
+        assert self.cache_dir is not None
+        folder = self.cache_dir / kind / name
+        path = folder / f"{period}.{key}.parquet"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = folder / f".{uuid.uuid4().hex}.tmp"
+            try:
+                with self._scoped(files):
+                    self.con.execute(f"COPY ({sql()}) TO {_q(str(partial))} (FORMAT parquet)")
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+        for other in folder.glob(f"{period}.*.parquet"):
+            if other != path:
+                other.unlink(missing_ok=True)
+        return path
+
+    def _view_shares(
+        self, view: View, files: Mapping[str, Sequence[ExtractFile]]
+    ) -> list[Path] | None:
+        """A per-period view's share of each extract period (None: computed whole)."""
+        parts = partitions(files, view.tables) if self.cache_dir else None
+        if not parts:
+            return None
+        paths = []
+        for period, group in parts.items():
+            scope = {t: [group[t]] if t in group else [] for t in view.tables}
+            key = _key(
+                [CACHE_FORMAT, view.name, view.sql, _files_key(group),
+                 {t: self.columns[t] for t in view.tables}]
+            )  # fmt: skip
+            paths.append(self._cached("views", view.name, key, period, lambda: view.sql, scope))
+        return paths
+
+    def create_views(
+        self,
+        catalogue: Catalogue,
+        materialise: Iterable[str] = (),
+        files: Mapping[str, Sequence[ExtractFile]] | None = None,
+    ) -> None:
         """Create the pack views; those in ``materialise`` are computed once, as tables.
 
         Shared intermediate results (treatment days, new depression diagnoses …) are used by
         several definitions; computing them once per run instead of once per definition is
         most of the engine's speed. Views that read the per-definition ``periods`` tables
-        stay views. Call after :meth:`use_files`.
+        stay views. A materialised ``per_period`` view is assembled from its shares of each
+        extract period, kept as Parquet in the cache directory, so that replacing one month
+        recomputes only that month's share (``files``: the files the tables point at, from
+        :meth:`use_files`). Call after :meth:`use_files`.
         """
         materialise = set(materialise)
         lazy: set[str] = set()
@@ -680,7 +787,19 @@ class Engine:
                 kind = "TABLE" if view.name in materialise and view.name not in lazy else "VIEW"
                 other = "VIEW" if kind == "TABLE" else "TABLE"
                 self.con.execute(f"DROP {other} IF EXISTS {view.name}")
-                self.con.execute(f"CREATE OR REPLACE {kind} {view.name} AS {view.sql}")
+                shares = None
+                if kind == "TABLE" and view.per_period and files is not None:
+                    shares = self._view_shares(view, files)
+                if not shares:
+                    self.con.execute(f"CREATE OR REPLACE {kind} {view.name} AS {view.sql}")
+                    continue
+                parts = f"SELECT * FROM read_parquet([{', '.join(_q(str(p)) for p in shares)}])"
+                if view.combine:
+                    self.con.execute(f"CREATE OR REPLACE TEMP VIEW parts AS {parts}")
+                    self.con.execute(f"CREATE OR REPLACE TABLE {view.name} AS {view.combine}")
+                    self.con.execute("DROP VIEW parts")
+                else:
+                    self.con.execute(f"CREATE OR REPLACE TABLE {view.name} AS {parts}")
 
     def set_periods(self, periods: Sequence[Period]) -> None:
         """Fill ``periods`` and ``period_months`` with the periods being computed."""
@@ -758,10 +877,11 @@ class Engine:
             return empty_block(definition.code)
         self.set_periods(periods)
         first, last = min(p.start for p in periods), max(p.end for p in periods)
-        arrow = _to_arrow(self.con.sql(aggregate_sql(definition, first, last)))
+        chosen = files_for(definition, files, periods)
+        cases = self._case_shares(definition, chosen, first, last)
+        arrow = _to_arrow(self.con.sql(aggregate_sql(definition, first, last, cases=cases)))
         block = finish(definition, arrow)
         # Provenance: the files this definition's window touches (the run may read more).
-        chosen = files_for(definition, files, periods)
         block.files = [f for group in chosen.values() for f in group]
         if definition.is_rate:
             block.collected = {LISTINGS: self.listing_fingerprint(periods)}
@@ -771,6 +891,45 @@ class Engine:
         }
         block.complete = np.array([complete[p] for p in block.period.tolist()], dtype=bool)
         return block
+
+    def _case_shares(
+        self,
+        definition: Definition,
+        files: Mapping[str, Sequence[ExtractFile]],
+        first: date,
+        last: date,
+    ) -> str | None:
+        """SQL reading a window-free definition's case rows from per-period Parquet shares.
+
+        A definition with a zero window (lookback = lookahead = 0) that reads no view has
+        the cases of a period from that period's files alone, so its case rows are kept per
+        extract period and a quarter or a year reads twelve small shares instead of scanning
+        and joining the tables again. None: computed from the tables.
+        """
+        if (
+            self.cache_dir is None
+            or definition.lookback_days != 0
+            or definition.lookahead_days != 0
+            or definition.uses_periods
+            or definition.views
+        ):
+            return None
+        parts = partitions(files, definition.tables)
+        if not parts:
+            return None
+        paths = []
+        for period, group in parts.items():
+            scope = {t: [group[t]] if t in group else [] for t in definition.tables}
+            key = _key(
+                [CACHE_FORMAT, definition.version, definition.case_sql, self._units_key,
+                 _files_key(group)]
+            )  # fmt: skip
+            sql = lambda p=period: _cases_sql(definition, p.start, p.end)  # noqa: E731
+            paths.append(self._cached("cases", definition.code, key, period, sql, scope))
+        return (
+            f"SELECT * FROM read_parquet([{', '.join(_q(str(p)) for p in paths)}]) "
+            f"WHERE month BETWEEN {_q(first.strftime('%Y-%m'))} AND {_q(last.strftime('%Y-%m'))}"
+        )
 
     def listing_fingerprint(self, periods: Sequence[Period]) -> str:
         months = sorted({str(m) for p in periods for m in p.months()})
@@ -1019,10 +1178,11 @@ def compute_blocks(
             views |= set(definition.views)
             for table, group in files_for(definition, files, periods).items():
                 chosen[table].update((f.id, f) for f in group)
-        engine.use_files(
-            {t: sorted(g.values(), key=lambda f: (f.end, f.start, f.id)) for t, g in chosen.items()}
-        )
-        engine.create_views(catalogue, materialise=views)
+        in_use = {
+            t: sorted(g.values(), key=lambda f: (f.end, f.start, f.id)) for t, g in chosen.items()
+        }
+        engine.use_files(in_use)
+        engine.create_views(catalogue, materialise=views, files=in_use)
         all_periods = sorted({p for ps in plan.values() for p in ps})
         if all_periods:
             engine.build_listed(all_periods)

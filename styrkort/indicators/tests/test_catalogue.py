@@ -264,3 +264,39 @@ def test_it_reports_a_file_that_is_not_toml(tmp_path):
     (tmp_path / "bad.toml").write_text("[pack\n", encoding="utf-8")
     with pytest.raises(CatalogueError, match="bad.toml: not valid TOML"):
         load_catalogue(tmp_path)
+
+
+def _view(data, name):
+    return next(v for v in data["view"] if v["name"] == name)
+
+
+def test_it_marks_the_month_local_views_as_per_period():
+    views = {v.name: v for v in load_catalogue().packs[0].views}
+    assert views["depression_days"].per_period
+    assert views["patients"].combine
+    assert not views["new_depression"].per_period  # looks 365 days back, across months
+
+
+def test_it_refuses_a_per_period_view_that_reads_across_periods(raw):
+    data = copy.deepcopy(raw)
+    _view(data, "new_depression")["per_period"] = True  # reads another view
+    _view(data, "sick_leave_patients")["per_period"] = True  # sick leave spans months
+    _view(data, "treatment_days")["per_period"] = "yes"
+    problems = problems_of(data)
+    assert any("view new_depression: per_period: a per_period view reads only the extract "
+               "tables of one period; it reads depression_days" in p for p in problems)  # fmt: skip
+    assert any("view sick_leave_patients: per_period:" in p and "sick_leave" in p
+               for p in problems)  # fmt: skip
+    assert any("view treatment_days: per_period: must be true or false" in p for p in problems)
+
+
+def test_it_refuses_a_combine_that_does_not_rebuild_the_view(raw):
+    data = copy.deepcopy(raw)
+    _view(data, "patients")["combine"] = "SELECT patient_key, min(sex) AS sex FROM parts GROUP BY 1"
+    _view(data, "depression_days")["combine"] = "SELECT * FROM elsewhere"
+    _view(data, "new_depression")["combine"] = "SELECT * FROM parts"  # not per_period
+    problems = problems_of(data)
+    assert any("view patients: combine: must return the view's columns" in p for p in problems)
+    assert any("view depression_days: combine: CatalogException" in p for p in problems)
+    assert any("view new_depression: combine: only a per_period view has shares to combine" in p
+               for p in problems)  # fmt: skip

@@ -1,0 +1,172 @@
+"""Per-period shares: the engine keeps per-period views and window-free case rows as Parquet
+under the region's derived directory, gives exactly the figures it gives without them, and
+rebuilds only the shares of a replaced month."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from styrkort.indicators import engine, services
+from styrkort.indicators.catalogue import load_catalogue
+from styrkort.indicators.tests.scenario import A, B, Extract, listing, write_extract
+from styrkort.periods import Period, period_range
+
+MONTHS = [str(p) for p in period_range("2024-10", "2025-06")]
+
+
+@pytest.fixture
+def uploader(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create(username="uploader")
+
+
+def _scenario() -> Extract:
+    """A little of everything, spread over months: new visits, depression and its follow-up,
+    treatment courses with ratings, waits, sick leave, two units."""
+    e = Extract()
+    e.contact("p1", "2024-11-05", new=True, dx=("F32.1",))
+    e.contact("p1", "2025-01-20", profession="psykolog", kva=("DU011",))
+    e.contact("p1", "2025-02-20", profession="psykolog", kva=("DU011",))
+    e.contact("p1", "2025-03-02", dx=("F32.1",), new=True)
+    e.contact("p2", "2025-02-01", B, new=True, sex="M", dx=("F41.1",), kind="video")
+    e.contact("p2", "2025-03-15", B, profession="kurator", dx=("F41.1",), kind="grupp")
+    e.contact("p2", "2025-03-20", B, profession="psykolog", kva=("DU022",))
+    e.contact("p2", "2025-05-02", B, profession="psykolog", kva=("DU022",))
+    e.contact("p3", "2025-03-01", new=True, dx=("F33.0",), born=1990)
+    e.contact("p3", "2025-03-12", dx=("F33.0",), born=1990)
+    e.contact("p4", "2025-03-09", new=True, dx=("J06.9",))
+    e.contact("p5", "2024-12-01", dx=("Z73.0",), sex="M")
+    e.contact("p5", "2025-04-01", profession="psykolog", kva=("DU008",), sex="M")
+    e.contact("p5", "2025-06-11", profession="psykolog", kva=("DU008",), sex="M")
+    for patient, day, score in (("p1", "2025-01-18", 16), ("p1", "2025-03-30", 8),
+                                ("p2", "2025-03-18", 12), ("p2", "2025-05-01", 5),
+                                ("p5", "2025-04-01", 20), ("p5", "2025-06-10", 19)):  # fmt: skip
+        e.rating(patient, day, "PHQ-9", score, B if patient == "p2" else A)
+    e.leave("p3", "2024-10-01", "2025-05-31", "F43.8A")
+    e.leave("p4", "2025-01-10", "2025-06-30", "M54.5")
+    e.leave("p5", "2024-12-15", "2025-04-30", "F32.1", unit=B)
+    return e
+
+
+@pytest.fixture
+def env(settings, tmp_path, region, uploader, unit_a, unit_b):
+    settings.EXTRACT_DIR = tmp_path / "extracts"
+    for unit in (unit_a, unit_b):
+        listing(unit, MONTHS, {("K", "40-44"): 300, ("M", "40-44"): 200})
+    e = _scenario()
+    e.write(region, uploader, settings.EXTRACT_DIR, MONTHS)
+    return e
+
+
+def _figures(region, cache_dir) -> dict[str, list[dict]]:
+    """Every indicator for every period, straight from the engine (nothing stored)."""
+    catalogue = load_catalogue()
+    files = services.active_files(region)
+    staffing = services._staffing(region)
+    plan, _ = services.plan_compute(
+        catalogue, files, staffing, changes=None,
+        stored_versions={}, stored_periods={}, full_versions={},
+    )  # fmt: skip
+    blocks = engine.compute_blocks(
+        catalogue,
+        {code: periods for code, periods in plan.items() if periods},
+        units=services._units(region),
+        files=files,
+        listing=services._listing(region, MONTHS),
+        staffing=staffing,
+        engine_options={"cache_dir": cache_dir},
+    )
+    return {b.code: b.rows() for b in blocks}
+
+
+def _shares(root) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_it_gives_the_same_figures_from_shares_as_from_whole_tables(region, env, tmp_path):
+    whole = _figures(region, None)
+    assert sum(len(rows) for rows in whole.values()) > 1000
+    cold = _figures(region, tmp_path / "derived")
+    warm = _figures(region, tmp_path / "derived")
+    assert cold == whole
+    assert warm == whole
+    names = set(_shares(tmp_path / "derived"))
+    # One share per month of each per-period view and window-free indicator.
+    for view in ("patients", "depression_days", "treatment_days", "daily_ratings"):
+        assert sum(n.startswith(f"views/{view}/") for n in names) == len(MONTHS)
+    assert sum(n.startswith("cases/PO01/") for n in names) == len(MONTHS)
+    assert not any(n.startswith(("cases/PO04/", "views/new_depression/")) for n in names)
+
+
+def test_it_rebuilds_only_the_shares_of_a_replaced_month(region, env, uploader, settings, tmp_path):
+    root = tmp_path / "derived"
+    _figures(region, root)
+    before = _shares(root)
+    # March is sent again, corrected: p4's visit was a depression, p3's second visit is gone.
+    env.contacts = [r for r in env.contacts if (r["patient_key"], str(r["contact_date"]))
+                    != ("p3", "2025-03-12")]  # fmt: skip
+    env.contact("p4", "2025-03-10", dx=("F32.0",))
+    march = Period.parse("2025-03")
+    rows = [r for r in env.contacts if march.contains(r["contact_date"])]
+    ids = {r["contact_id"] for r in rows}
+    write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-03", rows)
+    write_extract(region, uploader, settings.EXTRACT_DIR, "diagnoses", "2025-03",
+                  [r for r in env.diagnoses if r["contact_id"] in ids])  # fmt: skip
+    assert _figures(region, root) == _figures(region, None)
+    after = _shares(root)
+    kept = {n: t for n, t in before.items() if "/2025-03." not in n}
+    assert {n: after[n] for n in kept} == kept  # untouched months: same files, not rewritten
+    replaced = [n for n in before if "/2025-03." in n]
+    # Shares reading contacts or diagnoses got new keys; the old ones are gone.
+    for name in ("views/depression_days/", "views/patients/", "cases/PO01/"):
+        old = [n for n in replaced if n.startswith(name)]
+        new = [n for n in after if n.startswith(name) and "/2025-03." in n]
+        assert len(old) == len(new) == 1
+        assert old != new
+        assert old[0] not in after
+    assert not [n for n in after if n.endswith(".tmp")]
+
+
+def test_it_splits_files_only_into_separate_periods():
+    def file(i, table, period):
+        return engine.ExtractFile(i, table, period, 1, f"/x/{i}", "0" * 64)  # type: ignore[arg-type]
+
+    months = {
+        "contacts": [file(1, "contacts", "2025-01"), file(2, "contacts", "2025-02")],
+        "diagnoses": [file(3, "diagnoses", "2025-02")],
+    }
+    parts = engine.partitions(months, ["contacts", "diagnoses"])
+    assert parts is not None
+    assert {str(p): sorted(g) for p, g in parts.items()} == {
+        "2025-01": ["contacts"],
+        "2025-02": ["contacts", "diagnoses"],
+    }
+    overlapping = {"contacts": [file(1, "contacts", "2025Q1")],
+                   "diagnoses": [file(3, "diagnoses", "2025-02")]}  # fmt: skip
+    assert engine.partitions(overlapping, ["contacts", "diagnoses"]) is None
+
+
+def test_it_computes_whole_tables_when_periods_overlap(
+    region, settings, uploader, unit_a, tmp_path
+):
+    settings.EXTRACT_DIR = tmp_path / "extracts"
+    e = Extract()
+    e.contact("q1", "2025-01-05", new=True, dx=("F32.1",))
+    e.contact("q2", "2025-02-05", new=True)
+    e.write(region, uploader, settings.EXTRACT_DIR, ["2025Q1"])
+    february = [r for r in e.contacts if r["patient_key"] == "q2"]
+    write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-02", february)
+    assert _figures(region, tmp_path / "derived") == _figures(region, None)
+    assert not (tmp_path / "derived" / "cases" / "PO01").exists()
+
+
+def test_a_failed_share_leaves_no_file(tmp_path):
+    e = engine.Engine({})
+    e.cache_dir = tmp_path
+    with pytest.raises(duckdb.Error):
+        e._cached("views", "broken", "k", Period.parse("2025-03"), lambda: "SELECT * FROM nowhere",
+                  {})  # fmt: skip
+    e.close()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
