@@ -111,6 +111,21 @@ def region_dir(region: Region) -> Path:
     return extract_dir() / region.lan_code
 
 
+def derived_dir(region: Region) -> Path:
+    """Where the indicator engine keeps what it derives from a region's extracts between runs
+    (per-period shares; visit-level, so under the extract directory like the extracts)."""
+    return extract_dir() / "derived" / region.lan_code
+
+
+def remove_derived(region: Region, period: str) -> int:
+    """Delete every derived share of ``period`` (the engine makes them again when needed)."""
+    removed = 0
+    for path in derived_dir(region).glob(f"*/*/{period}.*.parquet"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def version_relpath(region: Region, period: str, table: str, version: int) -> str:
     return f"{region.lan_code}/{period}/{table}/v{version}.parquet"
 
@@ -670,7 +685,8 @@ def purge(actor, version: ExtractVersion) -> ExtractVersion:
     """Delete a superseded version's file and mark it purged, with a "purge" history entry.
 
     The version in force cannot be purged. The row is kept (who uploaded what, its checksum)
-    and the file is deleted once the transaction has committed: a failed commit must not lose
+    and the file, with the engine's shares of its period, is deleted once the transaction has
+    committed: a failed commit must not lose
     the file of a version that is still registered; a crash after the commit leaves a file of a
     purged version, which :func:`cleanup` deletes.
     """
@@ -688,7 +704,13 @@ def purge(actor, version: ExtractVersion) -> ExtractVersion:
     version.save(update_fields=["status"])
     record(actor, "purge", version, before=before, after=snapshot(version))
     path = version.full_path
-    transaction.on_commit(lambda: Path(path).unlink(missing_ok=True))
+
+    def delete_files() -> None:
+        Path(path).unlink(missing_ok=True)
+        # Shares derived from the purged file go with it.
+        remove_derived(m.region, version.period)
+
+    transaction.on_commit(delete_files)
     return version
 
 

@@ -23,6 +23,13 @@ module and stores what it returns). The steps for one definition:
 6. Intervals and funnel classes are computed on whole columns (:mod:`vectorised`), against
    the region's value for the same period, sex and age band.
 
+Shares (between runs): a ``per_period`` view of the pack and the case rows of a window-free
+definition are kept per extract period as Parquet under the cache directory, each named by a
+key over its SQL and the ids and checksums of the period's files (:meth:`Engine._cached`).
+A run reads the shares it finds and makes the missing ones, so after one month is replaced
+only that month's shares are computed again; the views are then assembled from the shares
+(``combine`` merges overlapping ones) and the cross-month logic runs on those small tables.
+
 Dependency rule (incremental recomputation, :func:`dependent_periods`): the figure of a
 definition for result period P depends on the rows of its tables dated from
 ``P.start - lookback_days`` to ``P.end + lookahead_days`` (``"all"``: unbounded). When the

@@ -122,6 +122,7 @@ class ComputationRun(models.Model):
     )
     results_written = models.PositiveIntegerField(_("results written"), default=0)
     results_replaced = models.PositiveIntegerField(_("results replaced"), default=0)
+    results_unchanged = models.PositiveIntegerField(_("results unchanged"), default=0)
     duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
 

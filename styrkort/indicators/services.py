@@ -3,7 +3,8 @@ control applied for the viewer.
 
 * :func:`compute` runs the engine for a region (everything, the periods that depend on changed
   data, or whatever the extracts changed since the last run) and stores the results in one
-  transaction, replacing only the recomputed periods.
+  transaction, replacing only the recomputed periods whose figures changed (the others keep
+  their rows, which get the run's provenance).
 * :func:`results_for` is the only way pages, the API and exports read results: analysts see
   every figure; everyone else gets small numbers suppressed (primary and secondary, see
   ``suppression.py``), except a unit manager's own units, around which the pattern is
@@ -14,12 +15,14 @@ control applied for the viewer.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -347,13 +350,19 @@ def compute(
             listing=_listing(region, months),
             staffing=staffing,
             progress=progress,
-            engine_options=_engine_options(),
+            engine_options=_engine_options(region),
         )
-        for block in blocks:
-            block_suppression(block, catalogue.get(block.code))
+        # Compared and suppressed before the lock is taken, so that it is held only for the
+        # writes; a run that stored results in between means comparing again under the lock.
+        finished = _finished_runs(region)
+        changed, kept = _prepare(region, blocks, replace, definitions, catalogue)
         with transaction.atomic():
             Region.objects.select_for_update().filter(pk=region.pk).first()
-            written, replaced = _store(region, run, blocks, replace, definitions, catalogue)
+            if _finished_runs(region) != finished:
+                changed, kept = _prepare(region, blocks, replace, definitions, catalogue)
+            written, replaced, unchanged = _store(
+                region, run, changed, replace, kept, definitions, catalogue
+            )
             used = sorted({f.id for b in blocks for f in b.files})
             run.extract_versions.set(used)
             run.status = ComputationRun.Status.DONE
@@ -367,6 +376,7 @@ def compute(
             }
             run.results_written = written
             run.results_replaced = replaced
+            run.results_unchanged = unchanged
             run.save()
             record(
                 actor,
@@ -396,17 +406,26 @@ def summarise(run: ComputationRun) -> str:
     what = "all periods" if run.full else f"{periods} dependent period(s)"
     return (
         f"{run.region}: {indicators} indicator(s), {what}, {run.results_written} results "
-        f"written ({run.results_replaced} replaced) in {seconds:.1f} s (run {run.pk})"
+        f"written ({run.results_replaced} replaced, {run.results_unchanged} unchanged) "
+        f"in {seconds:.1f} s (run {run.pk})"
     )
 
 
-def _engine_options() -> dict:
+def _derived_dir(region: Region) -> Path:
+    # Imported here: extracts.services imports this module (to queue recomputation).
+    from styrkort.extracts.services import derived_dir
+
+    return derived_dir(region)
+
+
+def _engine_options(region: Region | None = None) -> dict:
     temp = settings.DATA_DIR / "tmp" / "duckdb"
     temp.mkdir(parents=True, exist_ok=True)
     return {
         "memory_limit": getattr(settings, "STYRKORT_DUCKDB_MEMORY_LIMIT", "2GB"),
         "threads": getattr(settings, "STYRKORT_DUCKDB_THREADS", None),
         "temp_directory": temp,
+        "cache_dir": _derived_dir(region) if region is not None else None,
     }
 
 
@@ -414,61 +433,223 @@ def _nan_none(a: np.ndarray) -> list:
     return [None if v != v else float(v) for v in a.tolist()]  # NaN != NaN
 
 
+def _finished_runs(region: Region) -> set[int]:
+    """The region's finished runs: stored results change only when one more finishes."""
+    runs = ComputationRun.objects.filter(region=region, status=ComputationRun.Status.DONE)
+    return set(runs.values_list("pk", flat=True))
+
+
+def _definition_ids() -> dict[str, list[int]]:
+    """The ids of every stored version of each indicator, by code."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for pk, code in IndicatorDefinition.objects.values_list("pk", "code"):
+        out[code].append(pk)
+    return out
+
+
+def _take(block: engine.Block, mask: np.ndarray) -> engine.Block:
+    """The cells of ``block`` where ``mask`` is true: every array column filtered, the same
+    ``files`` and ``collected``."""
+    columns = {
+        f.name: value[mask]
+        for f in dataclasses.fields(block)
+        if isinstance(value := getattr(block, f.name), np.ndarray)
+    }
+    return dataclasses.replace(block, **columns)
+
+
+def _prepare(
+    region: Region,
+    blocks: Sequence[engine.Block],
+    replace: Mapping[str, Sequence[str]],
+    definitions: Mapping[str, IndicatorDefinition],
+    catalogue: Catalogue,
+) -> tuple[list[engine.Block], dict[str, list[str]]]:
+    """Set aside the replaced periods whose stored rows the new figures reproduce, and attach
+    the suppression pattern to the rest.
+
+    Returns the blocks without the cells of those periods, and the periods by indicator code.
+    Most figures come out the same after one month's extract is replaced, and rewriting them
+    (and protecting them again) would be most of a recompute's cost. Suppression strata never
+    cross periods, so the stored pattern of a reproduced period stays right (see
+    :func:`_reproduced_periods`).
+    """
+    units = _units(region)
+    ids = _definition_ids()
+    out: list[engine.Block] = []
+    kept: dict[str, list[str]] = {}
+    for block in blocks:
+        definition = catalogue.get(block.code)
+        periods = set(block.period.tolist())
+        replaced = list(replace.get(block.code, ()))
+        if replaced != ["*"]:
+            periods &= set(replaced)
+        if periods:
+            stored = list(
+                IndicatorResult.objects.filter(
+                    region=region, definition_id__in=ids[block.code], period__in=sorted(periods)
+                ).values_list(*_STORED_FIELDS)
+            )
+            same = _reproduced_periods(
+                block, stored, units, definitions[block.code].version, definition
+            )
+            if same:
+                kept[block.code] = sorted(same)
+                block = _take(block, ~np.isin(block.period, sorted(same)))
+        block_suppression(block, definition)
+        out.append(block)
+    return out, kept
+
+
+#: The cell (period, unit id, sex, age band, period kind), then what must be equal.
+_STORED_FIELDS = (
+    "period", "unit_id", "sex", "age_band", "period_kind",
+    "numerator", "denominator", "value", "lower", "upper",
+    "comparison", "is_complete", "definition_version", "suppression_reason",
+)  # fmt: skip
+_FIGURES = ("numerator", "denominator", "value", "lower", "upper")
+
+
+def _reproduced_periods(
+    block: engine.Block,
+    stored: Sequence[tuple],
+    units: Mapping[str, int],
+    version: str,
+    definition: Definition,
+) -> set[str]:
+    """The periods of ``block`` whose ``stored`` rows (``_STORED_FIELDS``) it reproduces.
+
+    Reproduced: the stored rows are of definition ``version`` and are exactly the block's
+    cells with the same comparison class, completeness and figures (NaN and None equal; floats
+    within a relative 1e-9, since DuckDB's parallel sums may differ in the last bits). Also
+    the same cells must be primary: the pattern depends on the threshold only through them,
+    so this catches a changed threshold without running disclosure control again.
+    """
+    if not stored:
+        return set()
+    cells = zip(
+        block.period.tolist(),
+        [units[u] if u else None for u in block.unit.tolist()],
+        block.sex.tolist(),
+        block.age_band.tolist(),
+        block.period_kind.tolist(),
+        strict=True,
+    )
+    row_of = {row[:5]: i for i, row in enumerate(stored)}
+    at = np.array([row_of.get(cell, -1) for cell in cells], dtype=np.int64)
+    same = at >= 0
+    at[~same] = 0  # a cell without a row is changed whatever it is compared with
+    column = dict(zip(_STORED_FIELDS, zip(*stored, strict=True), strict=True))
+    for name in _FIGURES:
+        old = np.array(column[name], dtype=float)[at]  # None becomes NaN
+        new = getattr(block, name).astype(float)
+        same &= np.isclose(new, old, rtol=1e-9, atol=0.0, equal_nan=True)
+    same &= np.array(column["comparison"], dtype=object)[at] == block.comparison
+    same &= np.array(column["is_complete"], dtype=bool)[at] == block.complete.astype(bool)
+    was_primary = np.array(column["suppression_reason"], dtype=object)[at] == "primary"
+    same &= was_primary == _primary(block, definition, threshold())
+
+    changed = set(block.period[~same].tolist())
+    versions = zip(column["period"], column["definition_version"], strict=True)
+    changed |= {period for period, v in versions if v != version}
+    # With every cell found, as many rows as cells means that no stored row is left over.
+    rows_per_period = Counter(column["period"])
+    cells_per_period = Counter(block.period.tolist())
+    changed |= {p for p, n in cells_per_period.items() if rows_per_period[p] != n}
+    return set(cells_per_period) - changed
+
+
+def _input_set(block: engine.Block, definition: Definition, period: str) -> int:
+    """The id of the InputSet the figures of ``period`` were computed from (made if new)."""
+    fingerprint, extracts, collected = block.inputs_for(definition, period)
+    return InputSet.objects.get_or_create(
+        fingerprint=fingerprint, defaults={"extracts": extracts, "collected": collected}
+    )[0].pk
+
+
 def _store(
     region: Region,
     run: ComputationRun,
     blocks: Sequence[engine.Block],
     replace: Mapping[str, Sequence[str]],
+    kept: Mapping[str, Sequence[str]],
     definitions: Mapping[str, IndicatorDefinition],
     catalogue: Catalogue,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
+    """Replace the stored results of the replaced periods, except the ``kept`` ones, by the
+    cells of ``blocks``, and give the kept rows this run's provenance.
+
+    Returns the number of rows inserted, deleted and kept.
+    """
+    ids = _definition_ids()
     replaced = 0
-    versions: dict[str, list[int]] = defaultdict(list)
-    for pk, code in IndicatorDefinition.objects.values_list("pk", "code"):
-        versions[code].append(pk)
     for code, periods in replace.items():
         # By definition id rather than code: a plain DELETE without a join.
-        qs = IndicatorResult.objects.filter(region=region, definition_id__in=versions[code])
-        if list(periods) != ["*"]:
+        qs = IndicatorResult.objects.filter(region=region, definition_id__in=ids[code])
+        keep = list(kept.get(code, ()))
+        if list(periods) == ["*"]:
+            qs = qs.exclude(period__in=keep) if keep else qs
+        else:
+            periods = [p for p in periods if p not in keep]
             if not periods:
                 continue
-            qs = qs.filter(period__in=list(periods))
+            qs = qs.filter(period__in=periods)
         replaced += qs.delete()[0]
     units = _units(region)
     written = 0
+    unchanged = 0
     for block in blocks:
-        if not len(block):
-            continue
         definition = definitions[block.code]
-        reasons = block.reason.tolist() if block.reason is not None else [""] * len(block)
-        inputs_of: dict[str, int] = {}
-        for period in set(block.period.tolist()):
-            fingerprint, extracts, collected = block.inputs_for(catalogue.get(block.code), period)
-            inputs_of[period] = InputSet.objects.get_or_create(
-                fingerprint=fingerprint, defaults={"extracts": extracts, "collected": collected}
-            )[0].pk
-        cols = (
-            [units[u] if u else None for u in block.unit.tolist()],
-            block.period.tolist(),
-            block.period_kind.tolist(),
-            block.sex.tolist(),
-            block.age_band.tolist(),
-            _nan_none(block.numerator),
-            _nan_none(block.denominator),
-            _nan_none(block.value),
-            _nan_none(block.lower),
-            _nan_none(block.upper),
-            [bool(r) for r in reasons],
-            reasons,
-            block.comparison.tolist(),
-            [bool(c) for c in block.complete.tolist()],
-            [inputs_of[p] for p in block.period.tolist()],
-        )
-        fixed = (definition.pk, definition.version, region.pk, run.pk)
-        rows = [fixed + row for row in zip(*cols, strict=True)]
-        _insert(rows)
-        written += len(rows)
-    return written, replaced
+        written += _insert_block(region, run, block, definition, units, catalogue)
+        # Their figures stand, but they now follow from the new inputs: stale_changes reads
+        # the extract versions of the stored rows' input sets.
+        periods_of: dict[int, list[str]] = defaultdict(list)
+        for period in kept.get(block.code, ()):
+            periods_of[_input_set(block, catalogue.get(block.code), period)].append(period)
+        for inputs_id, same_inputs in periods_of.items():
+            unchanged += IndicatorResult.objects.filter(
+                region=region, definition_id__in=ids[block.code], period__in=same_inputs
+            ).update(run_id=run.pk, inputs_id=inputs_id)
+    return written, replaced, unchanged
+
+
+def _insert_block(
+    region: Region,
+    run: ComputationRun,
+    block: engine.Block,
+    definition: IndicatorDefinition,
+    units: Mapping[str, int],
+    catalogue: Catalogue,
+) -> int:
+    """Insert the cells of one block; returns how many."""
+    if not len(block):
+        return 0
+    reasons = block.reason.tolist() if block.reason is not None else [""] * len(block)
+    inputs_of = {
+        period: _input_set(block, catalogue.get(block.code), period)
+        for period in set(block.period.tolist())
+    }
+    cols = (
+        [units[u] if u else None for u in block.unit.tolist()],
+        block.period.tolist(),
+        block.period_kind.tolist(),
+        block.sex.tolist(),
+        block.age_band.tolist(),
+        _nan_none(block.numerator),
+        _nan_none(block.denominator),
+        _nan_none(block.value),
+        _nan_none(block.lower),
+        _nan_none(block.upper),
+        [bool(r) for r in reasons],
+        reasons,
+        block.comparison.tolist(),
+        [bool(c) for c in block.complete.tolist()],
+        [inputs_of[p] for p in block.period.tolist()],
+    )
+    fixed = (definition.pk, definition.version, region.pk, run.pk)
+    rows = [fixed + row for row in zip(*cols, strict=True)]
+    _insert(rows)
+    return len(rows)
 
 
 _INSERT_COLUMNS = (
@@ -530,6 +711,7 @@ def compute_job(job, progress: Progress) -> dict:
         "run": run.pk,
         "results_written": run.results_written,
         "results_replaced": run.results_replaced,
+        "results_unchanged": run.results_unchanged,
         "seconds": round(run.duration_seconds or 0, 2),
         "summary": summarise(run),
     }
@@ -652,19 +834,31 @@ def suppression_pattern(
     return hidden
 
 
+def _tested_counts(block: engine.Block, definition: Definition) -> tuple[np.ndarray, np.ndarray]:
+    """The numerators and denominators disclosure control tests, rounded; NaN where there is
+    nothing to test."""
+    num, den = np.rint(block.numerator), np.rint(block.denominator)
+    if definition.kind in ("mean", "median") or definition.form == "collected":
+        num = np.full(len(block), np.nan)  # sums of scores or FTE are not counts of people
+    if definition.kind == "count":
+        den = np.full(len(block), np.nan)
+    return num, den
+
+
+def _primary(block: engine.Block, definition: Definition, limit: int) -> np.ndarray:
+    """Per cell, whether ``suppression.is_primary`` holds (NaN is not tested, as None)."""
+    num, den = _tested_counts(block, definition)
+    return ((num > 0) & (num < limit)) | (den < limit)
+
+
 def block_suppression(block: engine.Block, definition: Definition) -> None:
     """Attach the public suppression pattern to a computed block (``block.reason``)."""
 
     def whole(a: np.ndarray) -> list[int | None]:
-        return [None if v != v else int(v) for v in np.rint(a).tolist()]  # NaN != NaN
+        return [None if v != v else int(v) for v in a.tolist()]  # NaN != NaN
 
     size = len(block)
-    none: list[int | None] = [None] * size
-    num, den = whole(block.numerator), whole(block.denominator)
-    if definition.kind in ("mean", "median") or definition.form == "collected":
-        num = none  # sums of scores or FTE are not counts of people
-    if definition.kind == "count":
-        den = none
+    num, den = (whole(a) for a in _tested_counts(block, definition))
     cells = [
         SCell(i, u, p, sx, b, n, d)
         for i, (u, p, sx, b, n, d) in enumerate(

@@ -100,6 +100,29 @@ def test_it_keeps_the_previous_results_when_a_run_fails(
     assert set(IndicatorResult.objects.values_list("id", flat=True)) == before
 
 
+def test_it_keeps_the_previous_provenance_when_storing_fails(
+    region, users, unit_a, extract_dir, monkeypatch
+):
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    before = dict(IndicatorResult.objects.values_list("id", "run_id"))
+    # PO09 changes; PO01 does not, and is stored first.
+    next(r for r in e.contacts if r["patient_key"] == "p3-0")["profession"] = "psykolog"
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+
+    def broken(rows, batch=10000):
+        # PO01's kept rows already have the new run: the failure must undo that too.
+        assert IndicatorResult.objects.exclude(run_id__in=set(before.values())).exists()
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "_insert", broken)
+    with pytest.raises(RuntimeError):
+        services.compute(region, stale=True)
+    assert dict(IndicatorResult.objects.values_list("id", "run_id")) == before
+    assert services.stale_changes(region) == [engine.Change.of("contacts", "2025-03")]
+
+
 # ------------------------------------------------------------------------------------------
 # Incremental recomputation
 # ------------------------------------------------------------------------------------------
@@ -114,13 +137,13 @@ def test_it_recomputes_only_the_periods_that_depend_on_a_replaced_month(
     affected = ["2025-03", "2025Q1", "2025"]
     kept = _ids("PO09", untouched)
     old = _ids("PO09", affected)
-    po04_jan = _ids("PO04", ["2025-01"])
+    po01 = _ids("PO01", affected)
     # March is replaced: two more psychologist contacts.
     e.contact("extra1", "2025-03-20", profession="psykolog", dx=("F41.1",))
     e.contact("extra2", "2025-03-21", profession="psykolog", dx=("F41.1",))
     march = [r for r in e.contacts if r["contact_date"].month == 3]
     ids = {r["contact_id"] for r in march}
-    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    contacts = write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
     write_extract(region, users["analyst"], extract_dir, "diagnoses", "2025-03",
                   [r for r in e.diagnoses if r["contact_id"] in ids])  # fmt: skip
     run = services.compute(region, ["2025-03"], tables=["contacts", "diagnoses"])
@@ -135,9 +158,18 @@ def test_it_recomputes_only_the_periods_that_depend_on_a_replaced_month(
     )
     assert (r.numerator, r.denominator) == (6, 10)
     assert r.run == run
+    # PO01 (new visits) is recomputed for the same periods, but the extra contacts are no new
+    # visits: its rows stay, with the new run and inputs.
+    assert sorted(run.computed["PO01"]) == sorted(affected)
+    assert po01
+    assert _ids("PO01", affected) == po01
+    for r in IndicatorResult.objects.filter(id__in=po01).select_related("inputs"):
+        assert r.run == run
+        assert contacts.id in {x["id"] for x in r.inputs.extracts}
+    assert run.results_unchanged == len(po01)
+    assert run.results_written == run.results_replaced > 0
     # An episode indicator also recomputes the months whose follow-up reaches March.
     assert "2025-01" in run.computed["PO04"]
-    assert not set(_ids("PO04", ["2025-01"])) & set(po04_jan)
     # Staffing did not change; PO02 takes sex and age from any contact, so it depends on all.
     assert "PO11" not in run.computed
     assert len(run.computed["PO02"]) == 6 + 2 + 1
@@ -161,7 +193,10 @@ def test_it_recomputes_an_edited_definition_in_full(region, users, unit_a, extra
     _monthly(region, users["analyst"], extract_dir)
     services.compute(region)
     IndicatorResult.objects.filter(definition__code="PO09").update(definition_version="old")
+    old = IndicatorResult.objects.filter(definition__code="PO09").values_list("id", flat=True)
+    old = set(old)
     run = services.compute(region, ["2025-03"], tables=["contacts"])
+    assert not set(_ids("PO09", ["2025-01", "2025-06", "2025Q2", "2025"])) & old
     assert len(run.computed["PO09"]) == 6 + 2 + 1
     assert run.full_versions == {"PO09": services.current_definition("PO09").version}
     assert len(run.computed["PO01"]) == 3  # unchanged definitions: dependent periods only
@@ -170,6 +205,116 @@ def test_it_recomputes_an_edited_definition_in_full(region, users, unit_a, extra
             "definition_version", flat=True
         )
     ) == {services.current_definition("PO09").version}
+
+
+def _rows(**filters):
+    return dict(IndicatorResult.objects.filter(**filters).values_list("id", "run_id"))
+
+
+def test_it_keeps_every_row_when_a_month_is_uploaded_again_unchanged(
+    region, users, unit_a, extract_dir
+):
+    e = _monthly(region, users["analyst"], extract_dir)
+    first = services.compute(region)
+    before = _rows()
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    again = write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    assert services.stale_changes(region) == [engine.Change.of("contacts", "2025-03")]
+    run = services.compute(region, stale=True)
+    assert set(_rows()) == set(before)  # nothing deleted, nothing inserted
+    assert (run.results_written, run.results_replaced) == (0, 0)
+    dependent = IndicatorResult.objects.filter(run=run).select_related("definition", "inputs")
+    assert run.results_unchanged == dependent.count() > 0
+    assert {(r.definition.code, r.period) for r in dependent} == {
+        (code, p)
+        for code, periods in run.computed.items()
+        for p in periods
+        if _ids(code, [p])  # indicators with figures for the period
+    }
+    for r in dependent:
+        assert again.id in {x["id"] for x in r.inputs.extracts}
+    assert set(_rows(period="2025-05").values()) == {first.pk}  # not dependent: untouched
+    assert services.stale_changes(region) == []
+    assert "0 replaced, " in services.summarise(run)
+
+
+def test_it_rewrites_only_the_periods_whose_figures_changed(region, users, unit_a, extract_dir):
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    changed = ["2025-03", "2025Q1", "2025"]
+    same = ["2025-01", "2025-02", "2025-04", "2025-05", "2025-06", "2025Q2"]
+    old, kept = _ids("PO09", changed), _ids("PO09", same)
+    # One March contact with a doctor becomes one with a psychologist.
+    next(r for r in e.contacts if r["patient_key"] == "p3-0")["profession"] = "psykolog"
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    run = services.compute(region, codes=["PO09"])  # in full: every period is compared
+    assert run.full
+    assert _ids("PO09", same) == kept
+    assert not set(_ids("PO09", changed)) & set(old)
+    assert set(_rows(definition__code="PO09").values()) == {run.pk}
+    r = IndicatorResult.objects.get(
+        definition__code="PO09", unit=unit_a, period="2025-03", sex="T", age_band="alla"
+    )
+    assert (r.numerator, r.denominator) == (5, 8)
+    assert run.results_unchanged == len(kept)
+    assert run.results_written == run.results_replaced == len(old)
+
+
+def test_it_compares_figures_within_a_relative_tolerance(region, users, unit_a, extract_dir):
+    _monthly(region, users["analyst"], extract_dir)
+    services.compute(region, codes=["PO09"])
+    feb, apr = _ids("PO09", ["2025-02"]), _ids("PO09", ["2025-04"])
+    cell = {"definition__code": "PO09", "unit": unit_a, "sex": "T", "age_band": "alla"}
+    r = IndicatorResult.objects.get(period="2025-02", **cell)
+    r.value *= 1 + 1e-12  # the last bits of a parallel sum
+    r.save()
+    IndicatorResult.objects.filter(period="2025-04", **cell).update(numerator=4.0001)
+    services.compute(region, codes=["PO09"])
+    assert _ids("PO09", ["2025-02"]) == feb
+    assert not set(_ids("PO09", ["2025-04"])) & set(apr)
+    assert IndicatorResult.objects.get(period="2025-04", **cell).numerator == 4
+
+
+def test_it_rewrites_nothing_in_a_second_full_run_over_the_same_data(
+    region, users, unit_a, extract_dir
+):
+    _monthly(region, users["analyst"], extract_dir)
+    first = services.compute(region)
+    before = _rows()
+    run = services.compute(region)
+    assert run.full
+    assert (run.results_written, run.results_replaced) == (0, 0)
+    assert run.results_unchanged == first.results_written == len(before)
+    assert set(_rows()) == set(before)
+    assert set(_rows().values()) == {run.pk}
+    assert services.stale_changes(region) == []
+    assert "0 results written (0 replaced, " in services.summarise(run)
+
+
+def test_it_compares_again_when_another_run_stored_results_meanwhile(
+    region, users, unit_a, extract_dir, monkeypatch
+):
+    _monthly(region, users["analyst"], extract_dir)
+    services.compute(region, codes=["PO09"])
+    prepare = services._prepare
+    cell = {"definition__code": "PO09", "unit": unit_a, "period": "2025-02", "sex": "T",
+            "age_band": "alla"}  # fmt: skip
+
+    def then_another_run(region, *args, **kwargs):
+        out = prepare(region, *args, **kwargs)
+        if not ComputationRun.objects.filter(error="meanwhile").exists():
+            # Another run finishes after the comparison, with other figures for February.
+            other = ComputationRun.objects.create(
+                region=region, status=ComputationRun.Status.DONE, error="meanwhile"
+            )
+            IndicatorResult.objects.filter(**cell).update(numerator=99, run=other)
+        return out
+
+    monkeypatch.setattr(services, "_prepare", then_another_run)
+    run = services.compute(region, codes=["PO09"])
+    r = IndicatorResult.objects.get(**cell)
+    assert (r.numerator, r.run) == (3, run)
 
 
 # ------------------------------------------------------------------------------------------
@@ -264,6 +409,43 @@ def test_it_protects_age_bands_that_add_up_to_all_ages(users, small_numbers):
     # Everyone is 25-44: that band equals "alla", so both are hidden.
     assert by_band["25-44"]["suppressed"]
     assert by_band["alla"]["suppressed"]
+
+
+def test_it_keeps_suppression_right_after_a_partial_rewrite(
+    region, users, small_numbers, extract_dir
+):
+    jan = _ids("PO09", ["2025-01"])
+    # February: unit A's women 6 of 10, so the quarter's 8 of 20 is no longer small.
+    e = Extract()
+    for unit, sex, hits, total in ((A, "K", 6, 10), (A, "M", 6, 10), (B, "K", 7, 12),
+                                   (B, "M", 8, 12)):  # fmt: skip
+        for i in range(total):
+            e.contact(f"feb{unit}{sex}{i}", "2025-02-15", unit, sex=sex, born=1990,
+                      profession="psykolog" if i < hits else "lakare", dx=("F41.1",))  # fmt: skip
+    e.write(region, users["analyst"], extract_dir, ["2025-02"])
+    run = services.compute(region, codes=["PO09"])
+    assert _ids("PO09", ["2025-01"]) == jan  # January kept with its stored pattern
+    assert run.results_unchanged == len(jan)
+    rows = services.results_for(users["viewer"], "PO09")
+    january = _cells(rows)
+    assert january[(A, "K")]["suppressed"]
+    assert january[(A, "M")]["suppressed"]
+    assert january[(B, "K")]["suppressed"]
+    _no_single_hidden(january)
+    assert not any(c["suppressed"] for c in _cells(rows, "2025Q1").values())
+
+    def shown(name):
+        return [
+            {k: v for k, v in r.items() if k != "run_id"}
+            for r in services.results_for(users[name], "PO09")
+        ]
+
+    # Every role sees exactly what a computation from scratch shows.
+    names = ("viewer", "manager", "colleague", "analyst")
+    before = {name: shown(name) for name in names}
+    IndicatorResult.objects.all().delete()
+    services.compute(region, codes=["PO09"])
+    assert {name: shown(name) for name in names} == before
 
 
 def test_it_filters_results(users, small_numbers, unit_a):
@@ -378,6 +560,7 @@ def test_it_computes_as_a_background_job(region, users, unit_a, extract_dir, set
     run = ComputationRun.objects.get(pk=job.result["run"])
     assert run.job_id == job.pk
     assert job.result["results_written"] == run.results_written > 0
+    assert job.result["results_unchanged"] == run.results_unchanged == 0
     with pytest.raises(PermissionDenied):
         services.enqueue_compute(users["viewer"])
     assert Job.objects.count() == 1

@@ -170,3 +170,23 @@ def test_a_failed_share_leaves_no_file(tmp_path):
                   {})  # fmt: skip
     e.close()
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_purging_a_version_removes_the_shares_of_its_period(
+    region, env, uploader, settings, django_capture_on_commit_callbacks
+):
+    from styrkort.accounts.models import Membership, Role
+    from styrkort.extracts import services as extracts
+    from styrkort.extracts.models import ExtractVersion
+
+    Membership.objects.create(user=uploader, region=region, role=Role.ANALYST)
+    services.compute(region)
+    root = extracts.derived_dir(region)
+    assert list(root.rglob("2025-03.*.parquet"))
+    rows = [r for r in env.contacts if Period.parse("2025-03").contains(r["contact_date"])]
+    write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-03", rows)
+    old = ExtractVersion.objects.get(table="contacts", period="2025-03", version=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        extracts.purge(uploader, old)
+    assert not list(root.rglob("2025-03.*.parquet"))
+    assert list(root.rglob("2025-02.*.parquet"))  # other months keep theirs
