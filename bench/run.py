@@ -13,8 +13,13 @@ Steps (the engine steps are those of ``bench/engine_bench.py``, run through its 
   ``styrkort.extracts.services.ingest`` (what an upload and ``styrkort ingest`` run), against
   ``copy``, DuckDB's bare ``COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT parquet)`` of the
   same files (target: at most 3×);
-* ``recompute``: one month's files replaced, then ``services.compute(region, [month])``
-  (target: under 2 s);
+* ``recompute_same``: one month's files replaced by new versions holding the same bytes, then
+  ``services.compute(region, [month])`` (shown, no target);
+* ``recompute``: the same month's files then replaced by corrected versions (about 1 % of the
+  rows of each table dropped or changed, ``engine_bench.correct_month``), then
+  ``services.compute(region, [month])`` (target: under 2 s);
+* ``verify``: every indicator computed in full from the files in force, not stored, each
+  figure compared with the stored results the recomputes left;
 * every step: peak resident memory of its process (target: under 3 GB).
 
 The extracts are generated once into ``WORK/extracts/{parquet,csv}`` and reused while the
@@ -166,8 +171,10 @@ def table_rows(f: dict) -> list[dict]:
         row("pandas, 3 indicators", "pandas", "baseline", ours=False),
         row("extract validation + ingest", "ingest", "copy", "≤ 3× copy", lambda s, r: r <= 3),
         row("DuckDB bare CSV → Parquet copy", "copy", ours=False),
-        row("recompute after one month", "recompute", None, "< 2 s", lambda s, r: s["seconds"] < 2),
-    ]
+        row("recompute after one corrected month", "recompute", None, "< 2 s",
+            lambda s, r: s["seconds"] < 2),
+        row("recompute after an identical re-upload", "recompute_same"),
+    ]  # fmt: skip
 
 
 def _yes(v) -> str:
@@ -192,29 +199,83 @@ def format_table(rows: list[dict], markdown: bool) -> str:
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)])
 
 
-def recompute_notes(f: dict) -> str:
-    """Why the one-month recompute costs what it costs: how much of the catalogue it redoes."""
-    months = f["months"]
-    total = len(months) + len({(m[:4], (int(m[5:]) - 1) // 3) for m in months})
-    total += len({m[:4] for m in months})
-    periods = f["recompute"].get("periods", {})
-    whole = sorted(c for c, n in periods.items() if n >= total)
-    done, possible = sum(periods.values()), total * len(periods)
-    share = f["recompute"]["seconds"] / f["full"]["seconds"]
-    return f"""### The one-month recompute
+def _thousands(n) -> str:
+    return f"{n:,}".replace(",", " ")
 
-The recompute redid {done} of about {possible} indicator periods a full run computes and took
-{share:.0%} of the full run's time. Indicators recomputed for every period, because their data
-window is unbounded (`lookback_days`/`lookahead_days = "all"`: ongoing sick-leave cases can
-have begun at any time and take sex and birth year from any contact): {", ".join(whole) or "none"}.
-These, and the episode indicators whose 180–365-day windows reach most of the two years, read
-the pack's shared views (patients, depression, treatment and rating days), which are rebuilt
-over every month's files. Profiled at this scale, rebuilding those views is about half of the
-recompute, re-scanning the recomputed year for the window-free indicators about a quarter,
-and suppression and storage of the rewritten results most of the rest. Getting under 2 s
-needs those views maintained incrementally (per-month partial tables kept in Parquet, only
-the replaced month's rebuilt, then the cross-month steps over the small day tables), not a
-faster recompute of the same work."""
+
+def verify_summary(v: dict) -> str:
+    missing = v["missing_stored"] + v["missing_computed"]
+    text = f"{_thousands(v['compared'])} figures compared, {_thousands(v['differ'])} differ"
+    if missing:
+        text += (
+            f", {_thousands(v['missing_stored'])} computed but not stored and "
+            f"{_thousands(v['missing_computed'])} stored but not computed"
+        )
+    return text
+
+
+def recompute_notes(f: dict) -> str:
+    """What the two one-month recomputes did, as measured by this run."""
+    possible = f["full"]["periods"]
+    head = [
+        "recompute", "seconds", "share of the full run", "indicator periods recomputed",
+        "results written", "results replaced", "results unchanged", "stored figures changed",
+        "added", "removed",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    steps = (("corrected month", "recompute"), ("identical re-upload", "recompute_same"))
+    for label, step in steps:
+        s = f[step]
+        unchanged = s.get("results_unchanged")
+        cells = [
+            label,
+            f"{s['seconds']:.1f}",
+            f"{s['seconds'] / f['full']['seconds']:.0%}",
+            f"{sum(s['periods'].values())} of {sum(possible.values())}",
+            _thousands(s["results"]),
+            _thousands(s["results_replaced"]),
+            "not recorded" if unchanged is None else _thousands(unchanged),
+            _thousands(s["figures_changed"]),
+            _thousands(s["figures_added"]),
+            _thousands(s["figures_removed"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    periods = f["recompute"]["periods"]
+    whole = sorted(c for c, n in periods.items() if n >= possible.get(c, n + 1))
+    table = "\n".join(lines)
+    return f"""### The one-month recomputes
+
+{table}
+
+Both run `services.compute(region, ["{f["recompute_month"]}"])`. "Results written",
+"replaced" and "unchanged" are the run's own counts (`ComputationRun`); the last three columns
+compare every stored figure (numerator, denominator, value, interval limits and comparison
+with the region) before and after the step. Indicators recomputed for every period the full
+run computed: {", ".join(whole) or "none"}. After both recomputes, a computation of every
+indicator from scratch (the **verify** step) against the stored results:
+{verify_summary(f["verify"])}."""
+
+
+def corrections_text(c: dict) -> str:
+    """The corrected month's changes, with the row counts of the recompute step."""
+    t = _thousands
+    con, dx, pr = c["contacts"], c["diagnoses"], c["procedures"]
+    ms, sl = c["measurements"], c["sick_leave"]
+    return (
+        f"{t(con['dropped'])} of {t(con['rows'])} contacts dropped, with their "
+        f"{t(dx['dropped_with_contacts'])} diagnoses and {t(pr['dropped_with_contacts'])} "
+        f"procedures; the profession of {t(con['profession_changed'])} contacts changed "
+        "(psykolog, kurator or psykoterapeut to lakare, any other to psykolog); "
+        f"{t(dx['changed'])} of {t(dx['rows'])} diagnosis codes changed "
+        f"({t(dx['mental_to_mental'])} between mental-health codes, depression F32/F33 to "
+        f"F41.1 and other F codes or Z73.0 to F32.1; {t(dx['mental_to_other'])} from a "
+        f"mental-health code to Z76.0; {t(dx['other_to_mental'])} from another code to F41.1 "
+        f"or F32.0); {t(pr['treatment_dropped'])} psychological-treatment procedures (DU008, "
+        f"DU011, DU022) of {t(pr['rows'])} procedures dropped; {t(ms['score_changed'])} of "
+        f"{t(ms['rows'])} rating scores moved by 3 points (EQ-5D by 0.1) within the "
+        f"instrument's range; the end date of {t(sl['end_date_moved'])} of {t(sl['rows'])} "
+        "sick-leave cases that end in the month moved 30 days later"
+    )
 
 
 def report(f: dict) -> str:
@@ -230,12 +291,18 @@ def report(f: dict) -> str:
             "higher and noisier than on an idle machine; the ratios compare steps run under "
             "similar load."
         )
+    t = _thousands
     checks = (
-        f"baseline: {f['baseline']['rows']} figures compared, {f['baseline']['mismatches']} "
-        f"differ; pandas: {f['pandas']['rows']} figures compared, "
-        f"{f['pandas']['mismatches']} differ"
+        f"baseline: {t(f['baseline']['rows'])} figures compared, "
+        f"{t(f['baseline']['mismatches'])} differ; pandas: {t(f['pandas']['rows'])} figures "
+        f"compared, {t(f['pandas']['mismatches'])} differ; verify (after the recomputes): "
+        f"{verify_summary(f['verify'])}"
     )
     per_run = ", ".join(f"{c} {n}" for c, n in sorted(f["recompute"].get("periods", {}).items()))
+    per_same = ", ".join(
+        f"{c} {n}" for c, n in sorted(f["recompute_same"].get("periods", {}).items())
+    )
+    month = f["recompute_month"]
     return (
         f"""# Performance
 
@@ -279,8 +346,9 @@ excluded); peak memory is the maximum resident set size of the step's own proces
 DuckDB and SQLite together). The 3 GB target is styrkort's (its DuckDB connections are
 limited to `STYRKORT_DUCKDB_MEMORY_LIMIT`, 2 GB by default); the reference steps run with
 DuckDB's and pandas' defaults and their memory is shown for comparison only. Figures checked:
-{checks}. The full run stored {f["full"]["results"]:,} results; the recompute wrote
-{f["recompute"]["results"]:,}.
+{checks}. The full run stored {t(f["full"]["results"])} results; the recompute of the
+corrected month wrote {t(f["recompute"]["results"])}, that of the identical re-upload
+{t(f["recompute_same"]["results"])}.
 
 {recompute_notes(f)}
 
@@ -299,12 +367,25 @@ DuckDB's and pandas' defaults and their memory is shown for comparison only. Fig
   reference and consistency check, then the typed Parquet versions stored and registered.
 * **bare copy**: DuckDB's `COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT parquet)` of the
   same CSV files, nothing checked.
-* **recompute after one month**: every file of {f["recompute_month"]} replaced by a new
-  version (the same bytes in new files: given the month, the recompute does not look at
-  content, so the work is that of a real change), then
-  `services.compute(region, ["{f["recompute_month"]}"])`, which recomputes per
-  indicator exactly the periods whose data window reaches into that month (the dependency
-  rule in `styrkort/indicators/engine.py`). Periods recomputed per indicator: {per_run}.
+* **recompute after an identical re-upload** (run first): every file of {month} replaced by
+  a new version holding the same bytes, then `services.compute(region, ["{month}"])`, which
+  recomputes per indicator the periods whose data window reaches into that month (the
+  dependency rule in `styrkort/indicators/engine.py`). No figure can change. Periods
+  recomputed per indicator: {per_same}.
+* **recompute after one corrected month** (run next, on the state the first left): every
+  file of {month} replaced by a new version written with DuckDB from the version in force,
+  as a region re-sending the month with corrections would. Each correction touches about 1 %
+  of the rows, chosen by a hash of the row's key (`md5(key) % 100 = 0`, deterministic):
+  {corrections_text(f["recompute"]["corrections"])}. The corrected files keep the
+  schema and pass the extract validator (`validate_extract`, outside the timing). Then
+  `services.compute(region, ["{month}"])`, timed alone. Periods recomputed per indicator:
+  {per_run}.
+* **verify**: after both recomputes, `engine.compute_blocks` with the inputs
+  `services.compute` gives it (the files in force, the registry's units, listings and
+  staffing), every indicator planned for every period, nothing stored; each figure
+  (numerator, denominator, value, interval limits, comparison with the region) compared
+  with the stored result of the same indicator, unit, period, sex and age band (relative
+  tolerance 1e-9, a missing value equal only to a missing one).
 
 ## Reproducing
 
@@ -375,24 +456,18 @@ def main(argv: list[str] | None = None) -> dict:
     for folder in (engine_work, ingest_work):
         shutil.rmtree(folder, ignore_errors=True)
         (folder / "data").mkdir(parents=True)
-    # baseline and pandas compare their figures with the stored ones of the full run, so they
-    # come before the recompute replaces anything.
-    plan = [
-        ("setup", engine_bench.__file__, parquet, engine_work),
-        ("full", engine_bench.__file__, parquet, engine_work),
-        ("baseline", engine_bench.__file__, parquet, engine_work),
-        ("pandas", engine_bench.__file__, parquet, engine_work),
-        ("recompute", engine_bench.__file__, parquet, engine_work),
-        ("ingest", __file__, csv, ingest_work),
-        ("copy", __file__, csv, ingest_work),
-    ]
+    # The engine steps in engine_bench's order: baseline and pandas compare their figures with
+    # the stored ones of the full run, so they come before a recompute replaces anything; the
+    # identical re-upload changes no figure, so the corrected month's recompute that follows
+    # starts from the full run's figures; verify checks what both left.
+    plan = [(name, engine_bench.__file__, parquet, engine_work) for name in engine_bench.STEPS]
+    plan += [("ingest", __file__, csv, ingest_work), ("copy", __file__, csv, ingest_work)]
     for name, script, data, step_work in plan:
         started = time.perf_counter()
         figures[name] = engine_bench._run_step(name, data, step_work, script=script)
-        shown = {
-            k: v for k, v in figures[name].items() if k not in ("periods", "examples", "refused")
-        }
-        print(f"{name:10s} {time.perf_counter() - started:7.1f} s  {json.dumps(shown)}", flush=True)
+        hidden = (*engine_bench.DETAIL_KEYS, "refused")
+        shown = {k: v for k, v in figures[name].items() if k not in hidden}
+        print(f"{name:14s} {time.perf_counter() - started:7.1f} s  {json.dumps(shown)}", flush=True)
     if figures["ingest"]["refused"]:
         raise SystemExit(f"ingest refused: {figures['ingest']['refused']}")
     figures["machine"]["load"] = os.getloadavg()
@@ -400,7 +475,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(format_table(table_rows(figures), markdown=False))
     print(
         f"\nbaseline mismatches: {figures['baseline']['mismatches']}, "
-        f"pandas mismatches: {figures['pandas']['mismatches']}"
+        f"pandas mismatches: {figures['pandas']['mismatches']}, "
+        f"verify: {verify_summary(figures['verify'])}"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))

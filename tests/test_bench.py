@@ -24,13 +24,33 @@ def test_it_runs_the_benchmark_and_writes_the_report(tmp_path, settings):
         cwd=ROOT, check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     data = json.loads(figures.read_text())
-    for step in ("full", "baseline", "pandas", "recompute", "ingest", "copy"):
+    steps = ("full", "baseline", "pandas", "recompute_same", "recompute", "verify", "ingest")
+    for step in (*steps, "copy"):
         assert data[step]["seconds"] > 0
         assert data[step]["peak_mb"] > 0
     assert data["ingest"]["refused"] == []
     assert data["pandas"]["mismatches"] == 0
+    # The identical re-upload changes no figure; the corrected month drops and changes rows
+    # (sick leave ending in the month may have none to change at this scale), passes the
+    # extract validator and changes figures.
+    assert data["recompute_same"]["figures_changed"] == 0
+    corrections = data["recompute"]["corrections"]
+    assert corrections["contacts"]["dropped"] > 0
+    assert corrections["contacts"]["profession_changed"] > 0
+    assert corrections["diagnoses"]["changed"] > 0
+    assert corrections["procedures"]["treatment_dropped"] > 0
+    assert corrections["measurements"]["score_changed"] > 0
+    assert data["recompute"]["validation"]["ok"]
+    assert data["recompute"]["figures_changed"] > 0
+    # The stored results after both recomputes are those of a computation from scratch.
+    verify = data["verify"]
+    assert verify["compared"] > 0
+    assert (verify["differ"], verify["missing_stored"], verify["missing_computed"]) == (0, 0, 0)
     text = report.read_text()
-    for label in ("full indicator run", "extract validation + ingest", "recompute after one"):
+    for label in (
+        "full indicator run", "extract validation + ingest", "recompute after one corrected",
+        "recompute after an identical re-upload", "figures compared",
+    ):  # fmt: skip
         assert label in text
     assert "| Cores |" in text
     assert not (ROOT / "docs" / "performance.md").samefile(report)
