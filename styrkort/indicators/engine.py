@@ -45,6 +45,7 @@ changes as "staffing" read by PO11.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -83,6 +84,13 @@ LISTINGS, STAFFING = "listings", "staffing"
 # ----------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _bounds(period: str) -> tuple[date, date]:
+    # Asked for tens of thousands of times per run when files are matched to windows.
+    p = Period.parse(period)
+    return p.start, p.end
+
+
 @dataclass(frozen=True)
 class ExtractFile:
     """One active extract file: which table and declared period it holds, where, its hash."""
@@ -96,11 +104,11 @@ class ExtractFile:
 
     @property
     def start(self) -> date:
-        return Period.parse(self.period).start
+        return _bounds(self.period)[0]
 
     @property
     def end(self) -> date:
-        return Period.parse(self.period).end
+        return _bounds(self.period)[1]
 
     def describe(self) -> dict:
         return {
@@ -638,6 +646,8 @@ class Engine:
         self.con.execute("SET enable_progress_bar = false")
         self.columns = canonical_columns()
         self.cache_dir = cache_dir
+        self._present: dict[Path, set[str]] = {}  # share folder -> file names in it
+        self._used: dict[Path, set[str]] = defaultdict(set)  # share folder -> used this run
         self._table_files: dict[str, list[ExtractFile]] = {}
         # Cached case rows are only valid for the same set of units (rows of other units are
         # dropped when they are made).
@@ -731,25 +741,38 @@ class Engine:
                 files: Mapping[str, Sequence[ExtractFile]]) -> Path:  # fmt: skip
         """The Parquet file holding ``sql`` over ``files`` (one period's), made if missing.
 
-        Written beside its final name and renamed, so a crash leaves no half file under it;
-        other keys of the same period (older file versions) are removed.
+        Written beside its final name and renamed, so a crash leaves no half file under it.
+        Other keys of the same period (older file versions) are removed by :meth:`prune`.
         """
         assert self.cache_dir is not None
         folder = self.cache_dir / kind / name
-        path = folder / f"{period}.{key}.parquet"
-        if not path.exists():
+        if folder not in self._present:
             folder.mkdir(parents=True, exist_ok=True)
+            self._present[folder] = set(os.listdir(folder))
+        filename = f"{period}.{key}.parquet"
+        if filename not in self._present[folder]:
             partial = folder / f".{uuid.uuid4().hex}.tmp"
             try:
                 with self._scoped(files):
                     self.con.execute(f"COPY ({sql()}) TO {_q(str(partial))} (FORMAT parquet)")
-                os.replace(partial, path)
+                os.replace(partial, folder / filename)
             finally:
                 partial.unlink(missing_ok=True)
-        for other in folder.glob(f"{period}.*.parquet"):
-            if other != path:
-                other.unlink(missing_ok=True)
-        return path
+            self._present[folder].add(filename)
+        self._used[folder].add(filename)
+        return folder / filename
+
+    def prune(self) -> int:
+        """Delete the shares of the periods this run used that it did not use itself (made
+        from files since replaced); returns how many. Called once the run has its figures."""
+        removed = 0
+        for folder, used in self._used.items():
+            periods = {name.split(".", 1)[0] for name in used}
+            for name in self._present.get(folder, set()) - used:
+                if name.split(".", 1)[0] in periods and name.endswith(".parquet"):
+                    (folder / name).unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def _view_shares(
         self, view: View, files: Mapping[str, Sequence[ExtractFile]]
@@ -1207,6 +1230,7 @@ def compute_blocks(
                 blocks.append(collected_block(definition, periods, staffing, listed))
             else:
                 blocks.append(engine.run(definition, periods, files, covered))
+        engine.prune()
         if progress:
             progress(total, total, "")
         return blocks
