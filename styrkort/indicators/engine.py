@@ -474,11 +474,29 @@ def _cases_sql(definition: Definition, first: date, last: date) -> str:
         WHERE c.anchor_date BETWEEN {_sql_date(first)} AND {_sql_date(last)}"""
 
 
-def aggregate_sql(definition: Definition, first: date, last: date, cases: str | None = None) -> str:
+def partial_sql(definition: Definition, cases: str) -> str:
+    """An additive definition's sums per (month, unit, sex, age band) of the case rows
+    ``cases`` (a table name or a parenthesised query)."""
+    num = "num" if definition.kind == "proportion" else "false"
+    value = "value" if definition.kind in ("mean", "median") else "CAST(NULL AS DOUBLE)"
+    return f"""
+        SELECT month, unit, sex, age_band, count(*) AS n, count(*) FILTER (WHERE {num}) AS x,
+               sum({value}) AS s, sum({value} * {value}) AS ss
+        FROM {cases} GROUP BY month, unit, sex, age_band"""
+
+
+def aggregate_sql(
+    definition: Definition,
+    first: date,
+    last: date,
+    cases: str | None = None,
+    partials: str | None = None,
+) -> str:
     """SQL giving one row per (period, unit or region, sex, age band) for the definition.
 
     ``first``/``last`` bound the dates of the periods computed; ``cases`` replaces the case
-    query (:func:`_cases_sql`) with one giving the same rows (cached shares). Output
+    query (:func:`_cases_sql`) with one giving the same rows, and ``partials`` (additive
+    definitions) the monthly sums (:func:`partial_sql`), both read from shares. Output
     columns: period, kind, unit ('' = region), sex, age_band, n, x, s, ss, and for medians
     med, med_lo, med_hi; rates add ``listed``; every row carries the region's figures as
     reg_*. Needs the tables ``units``, ``periods``, ``period_months`` and (for rates)
@@ -509,13 +527,9 @@ def aggregate_sql(definition: Definition, first: date, last: date, cases: str | 
     if additive(definition):
         # Sum each month's cases once, then roll the small partial table up into every
         # period, unit/region and breakdown: the cases are scanned a single time.
+        partial = partial_sql(definition, "cases") if partials is None else partials
         grouped = f"""
-            partial AS (
-                SELECT month, unit, sex, age_band, count(*) AS n,
-                       count(*) FILTER (WHERE {num}) AS x,
-                       sum({value}) AS s, sum({value} * {value}) AS ss
-                FROM cases GROUP BY month, unit, sex, age_band
-            ),
+            partial AS ({partial}),
             grouped AS (
                 SELECT pm.period, pm.kind, {unit_label}, {labels},
                        sum(n) AS n, sum(x) AS x, sum(s) AS s, sum(ss) AS ss
@@ -908,8 +922,9 @@ class Engine:
         self.set_periods(periods)
         first, last = min(p.start for p in periods), max(p.end for p in periods)
         chosen = files_for(definition, files, periods)
-        cases = self._case_shares(definition, chosen, first, last)
-        arrow = _to_arrow(self.con.sql(aggregate_sql(definition, first, last, cases=cases)))
+        shares = self._case_shares(definition, chosen, first, last)
+        sql = aggregate_sql(definition, first, last, **shares)
+        arrow = _to_arrow(self.con.sql(sql))
         block = finish(definition, arrow)
         # Provenance: the files this definition's window touches (the run may read more).
         block.files = [f for group in chosen.values() for f in group]
@@ -928,13 +943,15 @@ class Engine:
         files: Mapping[str, Sequence[ExtractFile]],
         first: date,
         last: date,
-    ) -> str | None:
-        """SQL reading a window-free definition's case rows from per-period Parquet shares.
+    ) -> dict[str, str]:
+        """SQL reading a window-free definition's cases from per-period Parquet shares, as
+        keyword arguments for :func:`aggregate_sql` (empty: computed from the tables).
 
         A definition with a zero window (lookback = lookahead = 0) that reads no view has
-        the cases of a period from that period's files alone, so its case rows are kept per
-        extract period and a quarter or a year reads twelve small shares instead of scanning
-        and joining the tables again. None: computed from the tables.
+        the cases of a period from that period's files alone, so they are kept per extract
+        period: as monthly sums for an additive definition (a few hundred rows a month), as
+        case rows otherwise (distinct patients need the patient). A quarter or a year then
+        reads the months' shares instead of scanning and joining the tables again.
         """
         if (
             self.cache_dir is None
@@ -943,23 +960,29 @@ class Engine:
             or definition.uses_periods
             or definition.views
         ):
-            return None
+            return {}
         parts = partitions(files, definition.tables)
         if not parts:
-            return None
+            return {}
+        summed = additive(definition)
         paths = []
         for period, group in parts.items():
             scope = {t: [group[t]] if t in group else [] for t in definition.tables}
             key = _key(
                 [CACHE_FORMAT, definition.version, definition.case_sql, self._units_key,
-                 _files_key(group)]
+                 _files_key(group), summed]
             )  # fmt: skip
-            sql = lambda p=period: _cases_sql(definition, p.start, p.end)  # noqa: E731
+
+            def sql(p: Period = period) -> str:
+                cases = _cases_sql(definition, p.start, p.end)
+                return partial_sql(definition, f"({cases})") if summed else cases
+
             paths.append(self._cached("cases", definition.code, key, period, sql, scope))
-        return (
+        source = (
             f"SELECT * FROM read_parquet([{', '.join(_q(str(p)) for p in paths)}]) "
             f"WHERE month BETWEEN {_q(first.strftime('%Y-%m'))} AND {_q(last.strftime('%Y-%m'))}"
         )
+        return {"partials": source} if summed else {"cases": source}
 
     def listing_fingerprint(self, periods: Sequence[Period]) -> str:
         months = sorted({str(m) for p in periods for m in p.months()})
