@@ -22,12 +22,6 @@ POPULATION_TEXT = "lan_code,population\n" + "".join(
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The personas' passwords are hashed with the real (slow) hasher otherwise: 4 s a test."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
     """Attachments are written under MEDIA_ROOT: a temporary directory in the tests."""
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -1,7 +1,7 @@
 """Fixtures of the indicator page, chart and API tests: five units with stored PO09 and PO03A
-results (``builders.store_results``), and cheap password hashing. None is autouse, so the
-engine's tests in this directory are not affected; modules use them by name (or with
-``pytestmark = pytest.mark.usefixtures("fast_passwords")``)."""
+results (``builders.store_results``). None is autouse, so the engine's tests in this directory
+are not affected; modules use them by name. (Cheap password hashing for every test is in the
+root conftest.)"""
 
 from __future__ import annotations
 
@@ -51,9 +51,3 @@ def po03a(region, units) -> dict[str, CareUnit]:
     """PO03A January–June 2025 (a rate per 1,000 listed)."""
     store_results(region, "PO03A", monthly_counts(units, PO03A_MONTHLY), incomplete={"2025"})
     return units
-
-
-@pytest.fixture
-def fast_passwords(settings):
-    """The personas' passwords hashed cheaply (they are created for every test)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -11,8 +11,6 @@ from styrkort.indicators.catalogue import load_catalogue
 from styrkort.indicators.models import ComputationRun, IndicatorResult
 from styrkort.jobs.models import Job
 
-pytestmark = pytest.mark.usefixtures("fast_passwords")
-
 BASE = "/api/indicators"
 
 

@@ -16,7 +16,7 @@ from styrkort.indicators.catalogue import load_catalogue
 from styrkort.indicators.models import ComputationRun, IndicatorResult
 from styrkort.jobs.models import Job
 
-pytestmark = pytest.mark.usefixtures("fast_passwords", "swedish")  # as users see pages
+pytestmark = pytest.mark.usefixtures("swedish")  # as users see pages
 
 ROLES = ["admin", "analyst", "auditor", "viewer", "manager", "colleague"]
 HTMX = {"HTTP_HX_REQUEST": "true"}

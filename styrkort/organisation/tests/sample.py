@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-
 from styrkort.organisation.models import CareUnit, Listing, Staffing
 
 MONTHS = ("2024-11", "2024-12", "2025-01")
@@ -27,11 +25,3 @@ def add_staffing(unit: CareUnit, period: str, **fte: str) -> None:
     Staffing.objects.bulk_create(
         Staffing(unit=unit, period=period, profession=p, fte=Decimal(v)) for p, v in fte.items()
     )
-
-
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    """The personas' passwords hashed cheaply: these modules create them for every test.
-
-    Autouse in every module that imports it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -32,7 +32,7 @@ from styrkort.indicators.tests import matrix as indicators_matrix
 from styrkort.jobs.models import Job
 from styrkort.organisation import imports
 from styrkort.organisation.models import CareUnit
-from styrkort.organisation.tests.sample import add_listings, add_staffing, fast_hashing  # noqa: F401
+from styrkort.organisation.tests.sample import add_listings, add_staffing
 
 PERSONAS = (
     "anonymous", "nobody", "viewer", "auditor", "manager", "colleague", "analyst", "admin",

@@ -11,7 +11,7 @@ from styrkort.accounts.models import ApiToken
 from styrkort.history.models import ChangeRecord
 from styrkort.organisation import services
 from styrkort.organisation.models import CareUnit, Staffing
-from styrkort.organisation.tests.sample import add_listings, add_staffing, fast_hashing  # noqa: F401
+from styrkort.organisation.tests.sample import add_listings, add_staffing
 
 BASE = "/api/organisation"
 

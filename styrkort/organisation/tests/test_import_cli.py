@@ -19,11 +19,6 @@ UNITS_HEADER = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def counts() -> dict[str, int]:
     return {
         "units": CareUnit.objects.count(),

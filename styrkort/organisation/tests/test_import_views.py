@@ -30,7 +30,6 @@ LISTINGS = "unit_hsa_id;month;sex;age_band;listed\n"
 def _uploads_in_tmp(settings, tmp_path):
     settings.UPLOAD_DIR = tmp_path / "uploads"
     settings.STYRKORT_JOBS = "inline"
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def counts() -> dict[str, int]:

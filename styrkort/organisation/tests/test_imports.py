@@ -35,12 +35,6 @@ STAFFING_HEADER = "unit_hsa_id;period;profession;fte\n"
 A, B = "SE2321000016-A001", "SE5566778899-B002"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """The personas' passwords are hashed quickly here (the default hasher is slow on purpose)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def counts() -> dict[str, int]:
     return {
         "units": CareUnit.objects.count(),

@@ -8,7 +8,7 @@ import pytest
 from styrkort.history.models import ChangeRecord
 from styrkort.organisation import queries, services
 from styrkort.organisation.models import CareUnit, Listing
-from styrkort.organisation.tests.sample import add_listings, add_staffing, fast_hashing  # noqa: F401
+from styrkort.organisation.tests.sample import add_listings, add_staffing
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.urls import reverse
 from styrkort.history.models import ChangeRecord
 from styrkort.organisation import views
 from styrkort.organisation.models import CareUnit, Staffing
-from styrkort.organisation.tests.sample import add_listings, add_staffing, fast_hashing  # noqa: F401
+from styrkort.organisation.tests.sample import add_listings, add_staffing
 
 pytestmark = pytest.mark.usefixtures("swedish")  # pages as users see them by default
 

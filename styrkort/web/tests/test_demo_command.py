@@ -20,12 +20,6 @@ ALL_STEPS = [s.name for s in demo.STEPS]  # before the fixture below narrows the
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Six demo passwords are hashed per build; the default hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _without_extracts(monkeypatch):
     # The registry, users and grant steps are what these tests are about; the extract steps
     # (synth, ingest, indicators) take most of a minute and have their own tests in
