@@ -322,18 +322,26 @@ def test_it_compares_again_when_another_run_stored_results_meanwhile(
 # ------------------------------------------------------------------------------------------
 
 
+def _psychosocial_contacts(day: str, cells) -> Extract:
+    """Mental-health contacts on ``day``, everyone born 1990: per (unit, sex, hits, total),
+    ``hits`` of ``total`` with a psychologist."""
+    e = Extract()
+    for unit, sex, hits, total in cells:
+        for i in range(total):
+            e.contact(f"{day}{unit}{sex}{i}", day, unit, sex=sex, born=1990,
+                      profession="psykolog" if i < hits else "lakare", dx=("F41.1",))  # fmt: skip
+    return e
+
+
 @pytest.fixture
 def small_numbers(region, users, unit_a, unit_b, extract_dir):
     """PO09 in January 2025, everyone aged 35 (band 25-44):
 
     unit A: K 2 of 10 psychosocial, M 6 of 10;  unit B: K 7 of 12, M 8 of 12.
     """
-    e = Extract()
-    for unit, sex, hits, total in ((A, "K", 2, 10), (A, "M", 6, 10), (B, "K", 7, 12),
-                                   (B, "M", 8, 12)):  # fmt: skip
-        for i in range(total):
-            e.contact(f"{unit}{sex}{i}", "2025-01-15", unit, sex=sex, born=1990,
-                      profession="psykolog" if i < hits else "lakare", dx=("F41.1",))  # fmt: skip
+    e = _psychosocial_contacts(
+        "2025-01-15", [(A, "K", 2, 10), (A, "M", 6, 10), (B, "K", 7, 12), (B, "M", 8, 12)]
+    )
     e.write(region, users["analyst"], extract_dir, ["2025-01"])
     services.compute(region, codes=["PO09"])
     return e
@@ -416,12 +424,9 @@ def test_it_keeps_suppression_right_after_a_partial_rewrite(
 ):
     jan = _ids("PO09", ["2025-01"])
     # February: unit A's women 6 of 10, so the quarter's 8 of 20 is no longer small.
-    e = Extract()
-    for unit, sex, hits, total in ((A, "K", 6, 10), (A, "M", 6, 10), (B, "K", 7, 12),
-                                   (B, "M", 8, 12)):  # fmt: skip
-        for i in range(total):
-            e.contact(f"feb{unit}{sex}{i}", "2025-02-15", unit, sex=sex, born=1990,
-                      profession="psykolog" if i < hits else "lakare", dx=("F41.1",))  # fmt: skip
+    e = _psychosocial_contacts(
+        "2025-02-15", [(A, "K", 6, 10), (A, "M", 6, 10), (B, "K", 7, 12), (B, "M", 8, 12)]
+    )
     e.write(region, users["analyst"], extract_dir, ["2025-02"])
     run = services.compute(region, codes=["PO09"])
     assert _ids("PO09", ["2025-01"]) == jan  # January kept with its stored pattern
