@@ -8,13 +8,15 @@
 -- and denominators only, in the table `baseline`. bench/engine_bench.py times it and checks
 -- that its figures equal the engine's.
 --
--- {data} is replaced by the directory of month folders (OUT/YYYY-MM/<table>.parquet).
+-- {data} is replaced by the directory of month folders (OUT/YYYY-MM/<table>.parquet), {listings}
+-- by a Parquet file of the registry's listed population (what the engine divides by: the
+-- extracts' own listings cover only the extract months, a year's mean needs all twelve).
 
 CREATE VIEW contacts AS SELECT * FROM read_parquet('{data}/*/contacts.parquet');
 CREATE VIEW diagnoses AS SELECT * FROM read_parquet('{data}/*/diagnoses.parquet');
 CREATE VIEW procedures AS SELECT * FROM read_parquet('{data}/*/procedures.parquet');
 CREATE VIEW measurements AS SELECT * FROM read_parquet('{data}/*/measurements.parquet');
-CREATE VIEW listings AS SELECT * FROM read_parquet('{data}/*/listings.parquet');
+CREATE VIEW listings AS SELECT * FROM read_parquet('{listings}');
 -- A sick-leave case is in every month's file it overlaps: keep the latest file's row.
 CREATE VIEW sick_leave AS
 SELECT * EXCLUDE (filename) FROM read_parquet('{data}/*/sick_leave.parquet', filename = true)
@@ -41,6 +43,16 @@ SELECT month, y || 'Q' || q, 'quarter',
 UNION ALL
 SELECT month, CAST(y AS VARCHAR), 'year', make_date(y, 12, 31), y FROM months;
 CREATE TABLE periods AS SELECT DISTINCT period, kind, p_end, y FROM period_map;
+-- Every month of each period, for the listed population: the mean of a quarter or a year is
+-- over all its months, those without extract data included.
+CREATE TABLE listing_map AS
+SELECT period, strftime(CAST(d AS DATE), '%Y-%m') AS month
+FROM (
+    SELECT period, unnest(generate_series(
+               CAST(date_trunc(kind, p_end) AS TIMESTAMP), CAST(p_end AS TIMESTAMP),
+               INTERVAL 1 MONTH)) AS d
+    FROM periods
+);
 
 -- Contact-level diagnosis and procedure flags.
 CREATE TABLE dx AS
@@ -217,7 +229,7 @@ CREATE TABLE listed AS
 WITH l AS (
     SELECT m.period, l.unit_hsa_id AS unit, l.month, l.sex, fine_to_report(l.age_band) AS band,
            l.listed
-    FROM listings l JOIN period_map m ON m.month = l.month
+    FROM listings l JOIN listing_map m ON m.month = l.month
 ),
 n AS (
     SELECT period, CASE WHEN grouping(unit) = 1 THEN '' ELSE unit END AS unit,

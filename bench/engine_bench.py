@@ -583,10 +583,35 @@ def _same(a, b) -> bool:
     return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
 
 
+def _registry_listings(path: Path) -> Path:
+    """The registry's listings (the engine's denominators) as Parquet, in the columns of the
+    extract's listings table, for the baseline."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from styrkort.organisation.models import Listing
+
+    rows = list(
+        Listing.objects.order_by("unit__hsa_id", "month", "sex", "age_band").values_list(
+            "unit__hsa_id", "month", "sex", "age_band", "listed"
+        )
+    )
+    names = ["unit_hsa_id", "month", "sex", "age_band", "listed"]
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    pq.write_table(pa.table(dict(zip(names, columns, strict=True))), path)
+    return path
+
+
 def step_baseline(data: Path, work: Path) -> dict:
     import duckdb
 
-    sql = (ROOT / "bench" / "baseline.sql").read_text().replace("{data}", str(data))
+    listings = _registry_listings(work / "registry_listings.parquet")
+    sql = (
+        (ROOT / "bench" / "baseline.sql")
+        .read_text()
+        .replace("{data}", str(data))
+        .replace("{listings}", str(listings))
+    )
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     started = time.perf_counter()
