@@ -6,6 +6,8 @@ report bands, each of which is a union of fine bands.
 
 from __future__ import annotations
 
+import functools
+
 from django.utils.translation import gettext_lazy as _
 
 WOMEN, MEN, TOTAL = "K", "M", "T"
@@ -41,6 +43,7 @@ def age_band(age: int, bands: tuple[str, ...] = AGE_BANDS) -> str:
     raise ValueError(f"no age band for age {age}")
 
 
+@functools.cache
 def report_band(fine_band: str) -> str:
     """The report band that contains a fine band."""
     return age_band(band_bounds(fine_band)[0], REPORT_AGE_BANDS)

@@ -559,12 +559,26 @@ def _reproduced_periods(
     return set(cells_per_period) - changed
 
 
-def _input_set(block: engine.Block, definition: Definition, period: str) -> int:
-    """The id of the InputSet the figures of ``period`` were computed from (made if new)."""
-    fingerprint, extracts, collected = block.inputs_for(definition, period)
-    return InputSet.objects.get_or_create(
-        fingerprint=fingerprint, defaults={"extracts": extracts, "collected": collected}
-    )[0].pk
+def _input_sets(
+    block: engine.Block, definition: Definition, periods: Iterable[str]
+) -> dict[str, int]:
+    """The id of the InputSet the figures of each of ``periods`` were computed from (made if
+    new), in two queries rather than two per period."""
+    inputs = {p: block.inputs_for(definition, p) for p in periods}
+    fingerprints = {fingerprint for fingerprint, _e, _c in inputs.values()}
+    ids = dict(
+        InputSet.objects.filter(fingerprint__in=fingerprints).values_list("fingerprint", "pk")
+    )
+    missing = {f: (e, c) for f, e, c in inputs.values() if f not in ids}
+    if missing:
+        InputSet.objects.bulk_create(
+            [InputSet(fingerprint=f, extracts=e, collected=c) for f, (e, c) in missing.items()],
+            ignore_conflicts=True,  # another run may have made the same set meanwhile
+        )
+        ids.update(
+            InputSet.objects.filter(fingerprint__in=list(missing)).values_list("fingerprint", "pk")
+        )
+    return {p: ids[fingerprint] for p, (fingerprint, _e, _c) in inputs.items()}
 
 
 def _store(
@@ -604,8 +618,9 @@ def _store(
         # Their figures stand, but they now follow from the new inputs: stale_changes reads
         # the extract versions of the stored rows' input sets.
         periods_of: dict[int, list[str]] = defaultdict(list)
-        for period in kept.get(block.code, ()):
-            periods_of[_input_set(block, catalogue.get(block.code), period)].append(period)
+        kept_inputs = _input_sets(block, catalogue.get(block.code), kept.get(block.code, ()))
+        for period, inputs_id in kept_inputs.items():
+            periods_of[inputs_id].append(period)
         for inputs_id, same_inputs in periods_of.items():
             unchanged += IndicatorResult.objects.filter(
                 region=region, definition_id__in=ids[block.code], period__in=same_inputs
@@ -625,10 +640,7 @@ def _insert_block(
     if not len(block):
         return 0
     reasons = block.reason.tolist() if block.reason is not None else [""] * len(block)
-    inputs_of = {
-        period: _input_set(block, catalogue.get(block.code), period)
-        for period in set(block.period.tolist())
-    }
+    inputs_of = _input_sets(block, catalogue.get(block.code), set(block.period.tolist()))
     cols = (
         [units[u] if u else None for u in block.unit.tolist()],
         block.period.tolist(),
