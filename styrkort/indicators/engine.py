@@ -25,7 +25,7 @@ module and stores what it returns). The steps for one definition:
 
 Shares (between runs): a ``per_period`` view of the pack and the case rows of a window-free
 definition are kept per extract period as Parquet under the cache directory, each named by a
-key over its SQL and the ids and checksums of the period's files (:meth:`Engine._cached`).
+key over its SQL and the checksums of the period's files (:meth:`Engine._cached`).
 A run reads the shares it finds and makes the missing ones, so after one month is replaced
 only that month's shares are computed again; the views are then assembled from the shares
 (``combine`` merges overlapping ones) and the cross-month logic runs on those small tables.
@@ -379,7 +379,7 @@ def is_complete(
 # ----------------------------------------------------------------------------------------------
 
 #: Part of every cache key: change it when what a cached share holds changes meaning.
-CACHE_FORMAT = "shares-1"
+CACHE_FORMAT = "shares-2"
 
 
 def _key(payload: Any) -> str:
@@ -388,7 +388,8 @@ def _key(payload: Any) -> str:
 
 
 def _files_key(group: Mapping[str, ExtractFile]) -> list:
-    return sorted((t, f.id, f.checksum) for t, f in group.items())
+    # By content, not by version id: a month re-sent unchanged keeps its shares.
+    return sorted((t, f.checksum) for t, f in group.items())
 
 
 # ----------------------------------------------------------------------------------------------

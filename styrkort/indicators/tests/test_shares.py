@@ -129,6 +129,25 @@ def test_it_rebuilds_only_the_shares_of_a_replaced_month(region, env, uploader, 
     assert not [n for n in after if n.endswith(".tmp")]
 
 
+def test_it_keeps_the_shares_of_a_month_sent_again_unchanged(
+    region, env, uploader, settings, tmp_path
+):
+    root = tmp_path / "derived"
+    _figures(region, root)
+    before = _shares(root)
+    march = Period.parse("2025-03")
+    rows = [r for r in env.contacts if march.contains(r["contact_date"])]
+    old = services.active_files(region)
+    write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-03", rows)
+    new = services.active_files(region)
+    old_march, new_march = ([f for f in files if f.table == "contacts" and f.period == "2025-03"]
+                            for files in (old, new))  # fmt: skip
+    assert old_march[0].id != new_march[0].id
+    assert old_march[0].checksum == new_march[0].checksum
+    assert _figures(region, root) == _figures(region, None)
+    assert _shares(root) == before  # the same files, none rewritten
+
+
 def test_it_splits_files_only_into_separate_periods():
     def file(i, table, period):
         return engine.ExtractFile(i, table, period, 1, f"/x/{i}", "0" * 64)  # type: ignore[arg-type]
