@@ -45,6 +45,7 @@ changes as "staffing" read by PO11.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -52,7 +53,7 @@ import logging
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -77,6 +78,8 @@ _UNKNOWN = "?"
 _EXTRACT_TABLES = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave")
 #: Pseudo-tables for data from the registry, for the dependency rule.
 LISTINGS, STAFFING = "listings", "staffing"
+#: Key of the region's units in a block's ``collected`` fingerprints.
+UNITS = "units"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,7 +160,9 @@ class Block:
 
     ``unit`` is the unit's HSA-id or ``""`` for the region; ``numerator``/``denominator``/
     ``value``/``lower``/``upper`` are floats with NaN for missing; ``comparison`` holds the
-    judgement strings; ``files`` are the extract files read.
+    judgement strings; ``files`` are the extract files read, ``collected`` fingerprints of
+    the other inputs of every period (the region's units, staffing) and ``listed`` those of
+    the listed population per period (rates).
     """
 
     code: str
@@ -175,6 +180,7 @@ class Block:
     complete: np.ndarray
     files: list[ExtractFile] = field(default_factory=list)
     collected: dict = field(default_factory=dict)
+    listed: dict[str, str] = field(default_factory=dict)
     reason: np.ndarray | None = None  # public suppression pattern, set by the service layer
 
     def __len__(self) -> int:
@@ -217,8 +223,63 @@ class Block:
             (f.describe() for group in chosen.values() for f in group),
             key=lambda e: (e["table"], e["period"]),
         )
-        payload = json.dumps({"extracts": extracts, "collected": self.collected}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest(), extracts, self.collected
+        collected = dict(self.collected)
+        if period in self.listed:
+            collected[LISTINGS] = self.listed[period]
+        payload = json.dumps({"extracts": extracts, "collected": collected}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest(), extracts, collected
+
+
+def units_fingerprint(units: Mapping[str, int]) -> str:
+    """Fingerprint of the region's units (HSA-id → id): rows of other units are dropped."""
+    return _key(sorted(units.items()))
+
+
+def listing_fingerprints(
+    listing: Iterable[ListingRow], units: Container[str], periods: Iterable[Period]
+) -> dict[str, str]:
+    """Per period, a fingerprint of the listed population a rate of that period divides by:
+    the rows of the region's units for the period's months, summed into report bands."""
+    by_month: dict[str, dict[tuple[str, str, str], int]] = defaultdict(lambda: defaultdict(int))
+    for r in listing:
+        if r.unit_hsa_id in units:
+            by_month[r.month][(r.unit_hsa_id, r.sex, report_band(r.age_band))] += int(r.listed)
+    out = {}
+    for p in periods:
+        rows = sorted(
+            (unit, month, sex, band, n)
+            for month in map(str, p.months())
+            for (unit, sex, band), n in by_month.get(month, {}).items()
+        )
+        out[str(p)] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return out
+
+
+def provenance(
+    definition: Definition,
+    units: Mapping[str, int],
+    listing: Sequence[ListingRow],
+    periods: Sequence[Period],
+) -> tuple[dict, dict[str, str]]:
+    """The ``collected`` and ``listed`` fingerprints of an extract-based definition's block
+    for ``periods``: what its figures depend on besides the extract files."""
+    listed = listing_fingerprints(listing, units, periods) if definition.is_rate else {}
+    return {UNITS: units_fingerprint(units)}, listed
+
+
+def inputs_block(
+    definition: Definition,
+    files: Sequence[ExtractFile],
+    units: Mapping[str, int],
+    listing: Sequence[ListingRow],
+    periods: Sequence[Period],
+) -> Block:
+    """A block without figures that names the inputs of ``periods`` as a computed block
+    would (:meth:`Block.inputs_for`), for results kept without computing them again."""
+    collected, listed = provenance(definition, units, listing, periods)
+    return dataclasses.replace(
+        empty_block(definition.code), files=list(files), collected=collected, listed=listed
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -666,7 +727,8 @@ class Engine:
         self._table_files: dict[str, list[ExtractFile]] = {}
         # Cached case rows are only valid for the same set of units (rows of other units are
         # dropped when they are made).
-        self._units_key = _key(sorted(units.items()))
+        self._units = dict(units)
+        self._units_key = units_fingerprint(units)
         self.con.register(
             "units_arrow",
             pa.table(
@@ -677,7 +739,7 @@ class Engine:
             ),
         )
         self.con.execute("CREATE TEMP TABLE units AS SELECT * FROM units_arrow")
-        listing = list(listing)
+        listing = self._listing = list(listing)
         self.listed_months = {r.month for r in listing}
         self.con.register(
             "listing_arrow",
@@ -929,8 +991,7 @@ class Engine:
         block = finish(definition, arrow)
         # Provenance: the files this definition's window touches (the run may read more).
         block.files = [f for group in chosen.values() for f in group]
-        if definition.is_rate:
-            block.collected = {LISTINGS: self.listing_fingerprint(periods)}
+        block.collected, block.listed = provenance(definition, self._units, self._listing, periods)
         complete = {
             p: is_complete(definition, Period.parse(p), covered, self.listed_months)
             for p in set(block.period.tolist())
@@ -984,15 +1045,6 @@ class Engine:
             f"WHERE month BETWEEN {_q(first.strftime('%Y-%m'))} AND {_q(last.strftime('%Y-%m'))}"
         )
         return {"partials": source} if summed else {"cases": source}
-
-    def listing_fingerprint(self, periods: Sequence[Period]) -> str:
-        months = sorted({str(m) for p in periods for m in p.months()})
-        rows = self.con.execute(
-            "SELECT unit, month, sex, age_band, sum(listed) FROM listing "
-            "WHERE month IN (SELECT unnest(?)) GROUP BY ALL ORDER BY ALL",
-            [months],
-        ).fetchall()
-        return hashlib.sha256(repr(rows).encode()).hexdigest()
 
     def listed_for(self, periods: Sequence[Period]) -> dict[tuple[str, str], float]:
         """Mean listed, all sexes and ages, per (period, unit or '' for region)."""

@@ -342,26 +342,50 @@ def compute(
             plan = {c: ps for c, ps in plan.items() if c in codes}
             replace = {c: ps for c, ps in replace.items() if c in codes}
         months = sorted({str(m) for ps in plan.values() for p in ps for m in p.months()})
+        units = _units(region)
+        listing = _listing(region, months)
+        finished = _finished_runs(region)
+        same_inputs = _same_inputs(region, catalogue, plan, replace, files, units, listing)
+        for code, same in same_inputs.items():
+            plan[code] = [p for p in plan[code] if str(p) not in same]
+            replace[code] = [p for p in replace[code] if p not in same]
         blocks = engine.compute_blocks(
             catalogue,
             {code: ps for code, ps in plan.items() if ps},
-            units=_units(region),
+            units=units,
             files=files,
-            listing=_listing(region, months),
+            listing=listing,
             staffing=staffing,
             progress=progress,
             engine_options=_engine_options(region),
         )
+        for block in blocks:
+            block.collected[THRESHOLD] = threshold()
         # Compared and suppressed before the lock is taken, so that it is held only for the
         # writes; a run that stored results in between means comparing again under the lock.
-        finished = _finished_runs(region)
         changed, kept = _prepare(region, blocks, replace, definitions, catalogue)
         with transaction.atomic():
             Region.objects.select_for_update().filter(pk=region.pk).first()
             if _finished_runs(region) != finished:
                 changed, kept = _prepare(region, blocks, replace, definitions, catalogue)
+                # Periods left out for their inputs stay as that run stored them, unless it
+                # stored them from other inputs: theirs are the figures then.
+                planned = {c: [Period.parse(p) for p in ps] for c, ps in same_inputs.items()}
+                again = _same_inputs(region, catalogue, planned, {}, files, units, listing)
+                same_inputs = {
+                    code: [p for p in periods if p in again.get(code, ())]
+                    for code, periods in same_inputs.items()
+                }
+            restamp = [(b, kept.get(b.code, ())) for b in changed]
+            for code, periods in same_inputs.items():
+                definition = catalogue.get(code)
+                stub = engine.inputs_block(
+                    definition, files, units, listing, [Period.parse(p) for p in periods]
+                )
+                stub.collected[THRESHOLD] = threshold()
+                restamp.append((stub, periods))
             written, replaced, unchanged = _store(
-                region, run, changed, replace, kept, definitions, catalogue
+                region, run, changed, replace, restamp, definitions, catalogue
             )
             used = sorted({f.id for b in blocks for f in b.files})
             run.extract_versions.set(used)
@@ -444,6 +468,81 @@ def _definition_ids() -> dict[str, list[int]]:
     out: dict[str, list[int]] = defaultdict(list)
     for pk, code in IndicatorDefinition.objects.values_list("pk", "code"):
         out[code].append(pk)
+    return out
+
+
+#: Key of the disclosure-control threshold in an input set's ``collected``: the stored
+#: suppression pattern follows from it.
+THRESHOLD = "suppression_threshold"
+
+
+def _same_inputs(
+    region: Region,
+    catalogue: Catalogue,
+    plan: Mapping[str, Sequence[Period]],
+    replace: Mapping[str, Sequence[str]],
+    files: Sequence[engine.ExtractFile],
+    units: Mapping[str, int],
+    listing: Sequence[engine.ListingRow],
+) -> dict[str, list[str]]:
+    """Per indicator, the planned periods whose stored figures were computed from inputs with
+    the same content as now: the same extract files by checksum (a month sent again
+    unchanged), the same units, listed population (rates) and suppression threshold, and the
+    same completeness. Their figures cannot change, so they are not computed again; the
+    stored rows only take the new inputs (:func:`_store`).
+
+    Periods replaced in full (``["*"]``: a new definition version) and collected-data
+    definitions (cheap, no extract) are always computed.
+    """
+    ids = _definition_ids()
+    covered = engine.coverage(files)
+    listed_months = {r.month for r in listing}
+    out: dict[str, list[str]] = {}
+    for code, periods in plan.items():
+        definition = catalogue.get(code)
+        if not periods or definition.form == "collected" or list(replace.get(code, ())) == ["*"]:
+            continue
+        wanted = {str(p): p for p in periods}
+        stored: dict[str, set[tuple[int, bool]]] = defaultdict(set)
+        rows = (
+            IndicatorResult.objects.filter(
+                region=region, definition_id__in=ids[code], period__in=list(wanted)
+            )
+            .values_list("period", "inputs_id", "is_complete")
+            .distinct()
+        )
+        for period, inputs_id, complete in rows:
+            stored[period].add((inputs_id, complete))
+        single = {p: next(iter(s)) for p, s in stored.items() if len(s) == 1}
+        if not single:
+            continue
+        sets = {
+            pk: (extracts, collected)
+            for pk, extracts, collected in InputSet.objects.filter(
+                pk__in={i for i, _c in single.values()}
+            ).values_list("pk", "extracts", "collected")
+        }
+        collected, listed = engine.provenance(
+            definition, units, listing, [wanted[p] for p in single]
+        )
+        collected[THRESHOLD] = threshold()
+        for period, (inputs_id, complete) in sorted(single.items()):
+            if inputs_id not in sets:
+                continue
+            old_extracts, old_collected = sets[inputs_id]
+            window = engine.files_for(definition, files, [wanted[period]])
+            new = sorted((f.table, f.period, f.checksum) for g in window.values() for f in g)
+            old = sorted((e["table"], e["period"], e["checksum"]) for e in old_extracts)
+            now = dict(collected)
+            if period in listed:
+                now[engine.LISTINGS] = listed[period]
+            if (
+                old == new
+                and old_collected == now
+                and complete
+                == engine.is_complete(definition, wanted[period], covered, listed_months)
+            ):
+                out.setdefault(code, []).append(period)
     return out
 
 
@@ -586,21 +685,26 @@ def _store(
     run: ComputationRun,
     blocks: Sequence[engine.Block],
     replace: Mapping[str, Sequence[str]],
-    kept: Mapping[str, Sequence[str]],
+    restamp: Sequence[tuple[engine.Block, Sequence[str]]],
     definitions: Mapping[str, IndicatorDefinition],
     catalogue: Catalogue,
 ) -> tuple[int, int, int]:
-    """Replace the stored results of the replaced periods, except the ``kept`` ones, by the
+    """Replace the stored results of the replaced periods, except the kept ones, by the
     cells of ``blocks``, and give the kept rows this run's provenance.
 
-    Returns the number of rows inserted, deleted and kept.
+    ``restamp``: (block, periods) pairs, the stored periods kept, each with a block that names
+    its inputs (the computed block, or one from :func:`engine.inputs_block` for periods not
+    computed at all). Returns the number of rows inserted, deleted and kept.
     """
     ids = _definition_ids()
+    kept: dict[str, set[str]] = defaultdict(set)
+    for block, periods in restamp:
+        kept[block.code] |= set(periods)
     replaced = 0
     for code, periods in replace.items():
         # By definition id rather than code: a plain DELETE without a join.
         qs = IndicatorResult.objects.filter(region=region, definition_id__in=ids[code])
-        keep = list(kept.get(code, ()))
+        keep = sorted(kept.get(code, ()))
         if list(periods) == ["*"]:
             qs = qs.exclude(period__in=keep) if keep else qs
         else:
@@ -612,19 +716,19 @@ def _store(
     units = _units(region)
     written = 0
     unchanged = 0
-    for block in blocks:
-        definition = definitions[block.code]
-        written += _insert_block(region, run, block, definition, units, catalogue)
+    for block, periods in restamp:
         # Their figures stand, but they now follow from the new inputs: stale_changes reads
         # the extract versions of the stored rows' input sets.
         periods_of: dict[int, list[str]] = defaultdict(list)
-        kept_inputs = _input_sets(block, catalogue.get(block.code), kept.get(block.code, ()))
+        kept_inputs = _input_sets(block, catalogue.get(block.code), periods)
         for period, inputs_id in kept_inputs.items():
             periods_of[inputs_id].append(period)
         for inputs_id, same_inputs in periods_of.items():
             unchanged += IndicatorResult.objects.filter(
                 region=region, definition_id__in=ids[block.code], period__in=same_inputs
             ).update(run_id=run.pk, inputs_id=inputs_id)
+    for block in blocks:
+        written += _insert_block(region, run, block, definitions[block.code], units, catalogue)
     return written, replaced, unchanged
 
 

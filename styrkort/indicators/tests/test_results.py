@@ -14,7 +14,9 @@ from django.http import Http404
 from styrkort.history.models import ChangeRecord
 from styrkort.indicators import engine, services
 from styrkort.indicators.models import ComputationRun, IndicatorResult, InputSet
-from styrkort.indicators.tests.scenario import A, B, Extract, write_extract
+from styrkort.indicators.catalogue import load_catalogue
+from styrkort.indicators.tests.scenario import A, B, Extract, listing, write_extract
+from styrkort.organisation.models import CareUnit, Listing
 from styrkort.jobs.models import Job
 
 
@@ -179,6 +181,7 @@ def test_it_finds_what_changed_since_the_last_run(region, users, unit_a, extract
     e = _monthly(region, users["analyst"], extract_dir)
     services.compute(region)
     assert services.stale_changes(region) == []
+    next(r for r in e.contacts if r["patient_key"] == "p3-0")["profession"] = "psykolog"
     march = [r for r in e.contacts if r["contact_date"].month == 3]
     write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
     assert services.stale_changes(region) == [engine.Change.of("contacts", "2025-03")]
@@ -199,7 +202,11 @@ def test_it_recomputes_an_edited_definition_in_full(region, users, unit_a, extra
     assert not set(_ids("PO09", ["2025-01", "2025-06", "2025Q2", "2025"])) & old
     assert len(run.computed["PO09"]) == 6 + 2 + 1
     assert run.full_versions == {"PO09": services.current_definition("PO09").version}
-    assert len(run.computed["PO01"]) == 3  # unchanged definitions: dependent periods only
+    # Unchanged definitions with unchanged inputs: not computed, the dependent periods' rows
+    # kept and given this run.
+    assert "PO01" not in run.computed
+    restamped = IndicatorResult.objects.filter(definition__code="PO01", run=run)
+    assert set(restamped.values_list("period", flat=True)) == {"2025-03", "2025Q1", "2025"}
     assert set(
         IndicatorResult.objects.filter(definition__code="PO09").values_list(
             "definition_version", flat=True
@@ -223,19 +230,56 @@ def test_it_keeps_every_row_when_a_month_is_uploaded_again_unchanged(
     run = services.compute(region, stale=True)
     assert set(_rows()) == set(before)  # nothing deleted, nothing inserted
     assert (run.results_written, run.results_replaced) == (0, 0)
+    # The same content: no figure computed again (only periods without stored figures, such
+    # as those of sick leave here, have nothing to compare with).
+    assert not {code for code, periods in run.computed.items() if _ids(code, periods)}
     dependent = IndicatorResult.objects.filter(run=run).select_related("definition", "inputs")
     assert run.results_unchanged == dependent.count() > 0
+    candidates = engine.result_periods(engine.data_months(services.active_files(region)))
+    changes = [engine.Change.of("contacts", "2025-03")]
     assert {(r.definition.code, r.period) for r in dependent} == {
-        (code, p)
-        for code, periods in run.computed.items()
-        for p in periods
-        if _ids(code, [p])  # indicators with figures for the period
+        (d.code, str(p))
+        for d in load_catalogue()
+        for p in engine.dependent_periods(d, changes, candidates)
+        if _ids(d.code, [str(p)])  # indicators with figures for the period
     }
     for r in dependent:
         assert again.id in {x["id"] for x in r.inputs.extracts}
     assert set(_rows(period="2025-05").values()) == {first.pk}  # not dependent: untouched
     assert services.stale_changes(region) == []
     assert "0 replaced, " in services.summarise(run)
+
+
+RATES = ("PO03A", "PO03B", "PO12")
+
+
+def test_it_computes_a_month_sent_again_unchanged_when_other_inputs_changed(
+    region, users, unit_a, extract_dir, settings
+):
+    listing(unit_a, [f"2025-{m:02d}" for m in range(1, 7)], {("K", "40-44"): 300})
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    # A listing corrected for March: the rates of March, its quarter and year, and nothing else.
+    Listing.objects.filter(unit=unit_a, month="2025-03").update(listed=320)
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    run = services.compute(region, stale=True)
+    # (Indicators without stored figures, such as those of sick leave here, are computed.)
+    with_figures = {c: sorted(ps) for c, ps in run.computed.items() if _ids(c, ps)}
+    assert with_figures == {code: ["2025", "2025-03", "2025Q1"] for code in RATES}
+    # Another suppression threshold: the stored pattern no longer holds, everything dependent
+    # is computed and protected again.
+    settings.STYRKORT_SUPPRESSION_THRESHOLD = 3
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    run = services.compute(region, stale=True)
+    assert sorted(run.computed["PO09"]) == ["2025", "2025-03", "2025Q1"]
+    assert "PO01" in run.computed
+    # A unit joining the region: every dependent figure may change.
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    CareUnit.objects.create(region=region, provider=unit_a.provider, hsa_id="SE2321000990-7777",
+                            name="Vårdcentralen Ny")  # fmt: skip
+    run = services.compute(region, stale=True)
+    assert sorted(run.computed["PO09"]) == ["2025", "2025-03", "2025Q1"]
 
 
 def test_it_rewrites_only_the_periods_whose_figures_changed(region, users, unit_a, extract_dir):
