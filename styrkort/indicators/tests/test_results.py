@@ -13,11 +13,11 @@ from django.http import Http404
 
 from styrkort.history.models import ChangeRecord
 from styrkort.indicators import engine, services
-from styrkort.indicators.models import ComputationRun, IndicatorResult, InputSet
 from styrkort.indicators.catalogue import load_catalogue
+from styrkort.indicators.models import ComputationRun, IndicatorResult, InputSet
 from styrkort.indicators.tests.scenario import A, B, Extract, listing, write_extract
-from styrkort.organisation.models import CareUnit, Listing
 from styrkort.jobs.models import Job
+from styrkort.organisation.models import CareUnit, Listing
 
 
 @pytest.fixture
