@@ -14,7 +14,7 @@ Steps (the engine steps are those of ``bench/engine_bench.py``, run through its 
   ``copy``, DuckDB's bare ``COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT parquet)`` of the
   same files (target: at most 3×);
 * ``recompute_same``: one month's files replaced by new versions holding the same bytes, then
-  ``services.compute(region, [month])`` (shown, no target);
+  ``services.compute(region, [month])``, which computes nothing again (shown, no target);
 * ``recompute``: the same month's files then replaced by corrected versions (about 1 % of the
   rows of each table dropped or changed, ``engine_bench.correct_month``), then
   ``services.compute(region, [month])`` (target: under 2 s);
@@ -369,9 +369,11 @@ corrected month wrote {t(f["recompute"]["results"])}, that of the identical re-u
   same CSV files, nothing checked.
 * **recompute after an identical re-upload** (run first): every file of {month} replaced by
   a new version holding the same bytes, then `services.compute(region, ["{month}"])`, which
-  recomputes per indicator the periods whose data window reaches into that month (the
-  dependency rule in `styrkort/indicators/engine.py`). No figure can change. Periods
-  recomputed per indicator: {per_same}.
+  finds per indicator the periods whose data window reaches into that month (the
+  dependency rule in `styrkort/indicators/engine.py`) and leaves out those whose stored
+  figures were computed from inputs of the same content (files by checksum, units, listed
+  population, threshold): their rows only take the new inputs. No figure can change. Periods
+  computed per indicator: {per_same}.
 * **recompute after one corrected month** (run next, on the state the first left): every
   file of {month} replaced by a new version written with DuckDB from the version in force,
   as a region re-sending the month with corrections would. Each correction touches about 1 %
