@@ -244,11 +244,11 @@ def test_it_refuses_a_declarative_count_over_a_table_without_a_date(raw):
 def test_it_refuses_duplicate_codes_and_a_broken_view(raw):
     data = copy.deepcopy(raw)
     data["indicator"].append(copy.deepcopy(indicator(data, "PO01")))
-    view = next(v for v in data["view"] if v["name"] == "patients")
+    view = next(v for v in data["view"] if v["name"] == "sick_leave_demographics")
     view["sql"] = "SELECT patient_key FROM contact"
     problems = problems_of(data)
     assert any("PO01: code: duplicate indicator code" in p for p in problems)
-    assert any(p.startswith("psykisk_ohalsa: view patients: sql:") for p in problems)
+    assert any(p.startswith("psykisk_ohalsa: view sick_leave_demographics: sql:") for p in problems)
 
 
 def test_it_reports_problems_through_the_system_check(tmp_path, monkeypatch):
@@ -273,7 +273,7 @@ def _view(data, name):
 def test_it_marks_the_month_local_views_as_per_period():
     views = {v.name: v for v in load_catalogue().packs[0].views}
     assert views["depression_days"].per_period
-    assert views["patients"].combine
+    assert views["sick_leave_demographics"].combine
     assert not views["new_depression"].per_period  # looks 365 days back, across months
 
 
@@ -292,11 +292,16 @@ def test_it_refuses_a_per_period_view_that_reads_across_periods(raw):
 
 def test_it_refuses_a_combine_that_does_not_rebuild_the_view(raw):
     data = copy.deepcopy(raw)
-    _view(data, "patients")["combine"] = "SELECT patient_key, min(sex) AS sex FROM parts GROUP BY 1"
+    _view(data, "sick_leave_demographics")["combine"] = (
+        "SELECT patient_key, min(sex) AS sex FROM parts GROUP BY 1"
+    )
     _view(data, "depression_days")["combine"] = "SELECT * FROM elsewhere"
     _view(data, "new_depression")["combine"] = "SELECT * FROM parts"  # not per_period
     problems = problems_of(data)
-    assert any("view patients: combine: must return the view's columns" in p for p in problems)
+    assert any(
+        "view sick_leave_demographics: combine: must return the view's columns" in p
+        for p in problems
+    )
     assert any("view depression_days: combine: CatalogException" in p for p in problems)
     assert any("view new_depression: combine: only a per_period view has shares to combine" in p
                for p in problems)  # fmt: skip

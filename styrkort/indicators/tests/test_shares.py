@@ -94,7 +94,7 @@ def test_it_gives_the_same_figures_from_shares_as_from_whole_tables(region, env,
     assert warm == whole
     names = set(_shares(tmp_path / "derived"))
     # One share per month of each per-period view and window-free indicator.
-    for view in ("patients", "depression_days", "treatment_days", "daily_ratings"):
+    for view in ("sick_leave_demographics", "depression_days", "treatment_days", "daily_ratings"):
         assert sum(n.startswith(f"views/{view}/") for n in names) == len(MONTHS)
     assert sum(n.startswith("cases/PO01/") for n in names) == len(MONTHS)
     assert not any(n.startswith(("cases/PO04/", "views/new_depression/")) for n in names)
@@ -120,7 +120,7 @@ def test_it_rebuilds_only_the_shares_of_a_replaced_month(region, env, uploader, 
     assert {n: after[n] for n in kept} == kept  # untouched months: same files, not rewritten
     replaced = [n for n in before if "/2025-03." in n]
     # Shares reading contacts or diagnoses got new keys; the old ones are gone.
-    for name in ("views/depression_days/", "views/patients/", "cases/PO01/"):
+    for name in ("views/depression_days/", "views/sick_leave_demographics/", "cases/PO01/"):
         old = [n for n in replaced if n.startswith(name)]
         new = [n for n in after if n.startswith(name) and "/2025-03." in n]
         assert len(old) == len(new) == 1
