@@ -377,13 +377,10 @@ def compute(
                     for code, periods in same_inputs.items()
                 }
             restamp = [(b, kept.get(b.code, ())) for b in changed]
-            for code, periods in same_inputs.items():
-                definition = catalogue.get(code)
-                stub = engine.inputs_block(
-                    definition, files, units, listing, [Period.parse(p) for p in periods]
-                )
-                stub.collected[THRESHOLD] = threshold()
-                restamp.append((stub, periods))
+            restamp += [
+                (_inputs_block(catalogue.get(code), files, units, listing, periods), periods)
+                for code, periods in same_inputs.items()
+            ]
             written, replaced, unchanged = _store(
                 region, run, changed, replace, restamp, definitions, catalogue
             )
@@ -476,6 +473,22 @@ def _definition_ids() -> dict[str, list[int]]:
 THRESHOLD = "suppression_threshold"
 
 
+def _inputs_block(
+    definition: Definition,
+    files: Sequence[engine.ExtractFile],
+    units: Mapping[str, int],
+    listing: Sequence[engine.ListingRow],
+    periods: Iterable[str],
+) -> engine.Block:
+    """A block without figures naming the inputs ``periods`` would be computed from now,
+    as a computed block names them (threshold included)."""
+    block = engine.inputs_block(
+        definition, files, units, listing, [Period.parse(p) for p in periods]
+    )
+    block.collected[THRESHOLD] = threshold()
+    return block
+
+
 def _same_inputs(
     region: Region,
     catalogue: Catalogue,
@@ -522,28 +535,25 @@ def _same_inputs(
                 pk__in={i for i, _c in single.values()}
             ).values_list("pk", "extracts", "collected")
         }
-        collected, listed = engine.provenance(
-            definition, units, listing, [wanted[p] for p in single]
-        )
-        collected[THRESHOLD] = threshold()
+        now = _inputs_block(definition, files, units, listing, single)
         for period, (inputs_id, complete) in sorted(single.items()):
             if inputs_id not in sets:
                 continue
+            _fingerprint, extracts, collected = now.inputs_for(definition, period)
             old_extracts, old_collected = sets[inputs_id]
-            window = engine.files_for(definition, files, [wanted[period]])
-            new = sorted((f.table, f.period, f.checksum) for g in window.values() for f in g)
-            old = sorted((e["table"], e["period"], e["checksum"]) for e in old_extracts)
-            now = dict(collected)
-            if period in listed:
-                now[engine.LISTINGS] = listed[period]
             if (
-                old == new
-                and old_collected == now
+                _contents(old_extracts) == _contents(extracts)
+                and old_collected == collected
                 and complete
                 == engine.is_complete(definition, wanted[period], covered, listed_months)
             ):
                 out.setdefault(code, []).append(period)
     return out
+
+
+def _contents(extracts: Iterable[Mapping]) -> list[tuple[str, str, str]]:
+    """An input set's extract files by what they hold (version ids left out)."""
+    return sorted((e["table"], e["period"], e["checksum"]) for e in extracts)
 
 
 def _take(block: engine.Block, mask: np.ndarray) -> engine.Block:
