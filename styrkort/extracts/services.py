@@ -55,6 +55,7 @@ from styrkort.extracts.validation import (
 from styrkort.history.services import new_batch, record, record_many, snapshot
 from styrkort.identifiers import find_personal_number, mask
 from styrkort.indicators import services as indicator_services
+from styrkort.indicators.engine import remove_states
 from styrkort.jobs.models import Job
 from styrkort.jobs.services import JobFailed, enqueue
 from styrkort.organisation.models import CareUnit, Region
@@ -117,12 +118,15 @@ def derived_dir(region: Region) -> Path:
     return extract_dir() / "derived" / region.lan_code
 
 
-def remove_derived(region: Region, period: str) -> int:
-    """Delete every derived share of ``period`` (the engine makes them again when needed)."""
+def remove_derived(region: Region, period: str, path: str | Path | None = None) -> int:
+    """Delete every derived share of ``period`` and the kept case rows made from the file
+    ``path`` (the engine makes them again when needed); returns how many files."""
     removed = 0
-    for path in derived_dir(region).glob(f"*/*/{period}.*.parquet"):
-        path.unlink(missing_ok=True)
+    for share in derived_dir(region).glob(f"*/*/{period}.*.parquet"):
+        share.unlink(missing_ok=True)
         removed += 1
+    if path is not None:
+        removed += 2 * remove_states(derived_dir(region), path)
     return removed
 
 
@@ -708,7 +712,7 @@ def purge(actor, version: ExtractVersion) -> ExtractVersion:
     def delete_files() -> None:
         Path(path).unlink(missing_ok=True)
         # Shares derived from the purged file go with it.
-        remove_derived(m.region, version.period)
+        remove_derived(m.region, version.period, path)
 
     transaction.on_commit(delete_files)
     return version

@@ -157,6 +157,10 @@ class View:
     #: For a per-period view whose shares overlap (a patient in several months): the SQL
     #: that combines the shares, read from the table ``parts``, into the whole.
     combine: str | None = None
+    #: A patient's rows come from that patient's rows of the tables alone (every window and
+    #: join is within one patient_key): the engine can then update the view's users for the
+    #: patients whose data changed instead of computing them again for everyone.
+    per_patient: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,9 @@ class Definition:
     notes_en: str
     spec: Mapping[str, Any] = field(repr=False)
     version: str = ""
+    #: The case rows of a patient come from that patient's data alone (an SQL definition
+    #: reading only per-patient views); see :class:`View`.
+    per_patient: bool = False
 
     @property
     def multiplier(self) -> float:
@@ -595,6 +602,10 @@ class _PackChecker:
                 continue
             expanded, _ = self.expand(sql, where, "sql")
             per_period, combine = self._partitioning(where, spec, tuple(tables), expanded)
+            per_patient = spec.get("per_patient", False)
+            if not isinstance(per_patient, bool):
+                self.problem(where, "per_patient", "must be true or false")
+                per_patient = False
             view = View(
                 name,
                 str(spec.get("description", "")),
@@ -603,11 +614,21 @@ class _PackChecker:
                 sql,
                 per_period=per_period,
                 combine=combine,
+                per_patient=per_patient,
             )
             error = self._bind(tuple(tables), expanded, create_view=name)
             if error:
                 self.problem(where, "sql", error)
                 continue
+            if per_patient:
+                error = self.per_patient_problem(expanded) or (
+                    None
+                    if "patient_key" in self.con.sql(f"SELECT * FROM {name} LIMIT 0").columns
+                    else "a per_patient view has a patient_key column"
+                )
+                if error:
+                    self.problem(where, "per_patient", error)
+                    continue
             error = self._bind_combine(name, combine) if combine else None
             if error:
                 self.problem(where, "combine", error)
@@ -651,6 +672,26 @@ class _PackChecker:
             )
             return False, None
         return True, combine
+
+    def per_patient_problem(self, sql: str) -> str | None:
+        """Why ``sql`` cannot be per patient (None: it can): it may read only the extract
+        tables, whose rows all belong to one patient (a diagnosis or procedure to its
+        contact's), the engine's period tables and per-patient views."""
+        try:
+            names = duckdb.get_table_names(sql)
+        except duckdb.Error:
+            return None  # the SQL's own error is reported when it is bound
+        views = {v.name: v for v in self.views}
+        others = sorted(
+            n
+            for n in names
+            if n not in ENGINE_TABLES
+            and n not in readable_tables()
+            and not (n in views and views[n].per_patient)
+        )
+        if others:
+            return f"reads {', '.join(others)}, which is not per patient"
+        return None
 
     def _bind_combine(self, name: str, combine: str) -> str | None:
         """Bind ``combine`` against ``parts`` shaped like the view; it must give the view's
@@ -940,6 +981,7 @@ class _DefinitionChecker:
             notes_en=_text(d.get("notes_en", "")),
             spec=spec,
             version=version,
+            per_patient=compiled.get("per_patient", False),
         )
 
     # -- parts -----------------------------------------------------------------------------
@@ -1187,7 +1229,8 @@ class _DefinitionChecker:
             self.problem("sql", "must be a table with tables, query and the window")
             return None
         for key in sorted(
-            set(raw) - {"tables", "query", "count", "lookback_days", "lookahead_days"}
+            set(raw)
+            - {"tables", "query", "count", "lookback_days", "lookahead_days", "per_patient"}
         ):
             self.problem(f"sql.{key}", "unknown field")
         tables = raw.get("tables")
@@ -1206,7 +1249,13 @@ class _DefinitionChecker:
             return None
         expanded, used = self.pack.expand(query, self.where, "sql.query")
         self.used_codes |= used
+        per_patient = raw.get("per_patient", False)
+        if not isinstance(per_patient, bool):
+            self.problem("sql.per_patient", "must be true or false")
+        elif per_patient and (error := self.pack.per_patient_problem(expanded)):
+            self.problem("sql.per_patient", error)
         return {
+            "per_patient": per_patient is True,
             "case_sql": expanded,
             "tables": sorted(set(tables or ())),
             "count": count,

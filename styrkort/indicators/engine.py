@@ -76,6 +76,8 @@ FUNNEL_LEVEL = 0.998
 REGION = ""  # the unit label of region rows in engine output
 _UNKNOWN = "?"
 _EXTRACT_TABLES = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave")
+#: Extract tables with a patient_key column (a diagnosis or procedure names its contact).
+_PATIENT_TABLES = ("contacts", "measurements", "sick_leave")
 #: Pseudo-tables for data from the registry, for the dependency rule.
 LISTINGS, STAFFING = "listings", "staffing"
 #: Key of the region's units in a block's ``collected`` fingerprints.
@@ -453,6 +455,123 @@ def _files_key(group: Mapping[str, ExtractFile]) -> list:
     return sorted((t, f.checksum) for t, f in group.items())
 
 
+#: Part of every case state's key (:class:`CaseState`); change it with what a state holds.
+STATE_FORMAT = "cases-1"
+
+
+@dataclass
+class CaseState:
+    """The case rows of a per-patient definition over all the data in force, kept between
+    runs as ``CACHE/state/CODE/KEY.parquet`` beside ``KEY.json``, the manifest it was made
+    from (definition version, units, periods, files by checksum and path).
+
+    Rows of a patient come from that patient's data alone (``per_patient``), so when some
+    files change, only the patients with a changed row need their case rows again: the rest
+    are copied from the earlier state ``previous``, made from the files in force but for
+    ``changed``. ``previous`` None: the rows are computed for everyone.
+    """
+
+    definition: Definition
+    periods: list[Period]
+    files: dict[str, list[ExtractFile]]
+    manifest: dict
+    path: Path
+    previous: Path | None = None
+    changed: list[ChangedFile] = field(default_factory=list)
+
+    @property
+    def current(self) -> bool:
+        """Whether the rows of the files in force are already kept."""
+        return self.path.exists()
+
+    def write_manifest(self) -> None:
+        partial = self.path.with_name(f".{uuid.uuid4().hex}.tmp")
+        partial.write_text(json.dumps(self.manifest, sort_keys=True))
+        os.replace(partial, self.path.with_suffix(".json"))
+
+
+def _state_manifest(
+    definition: Definition,
+    periods: Sequence[Period],
+    files: Mapping[str, Sequence[ExtractFile]],
+    units_key: str,
+    columns: Mapping[str, Mapping[str, str]],
+) -> dict:
+    chosen = sorted(
+        (f for group in files.values() for f in group), key=lambda f: (f.table, f.period)
+    )
+    return {
+        "format": STATE_FORMAT,
+        "code": definition.code,
+        "version": definition.version,
+        "units": units_key,
+        "columns": {t: dict(columns[t]) for t in definition.tables},
+        # Case rows of a definition counted per period exist for these periods only.
+        "periods": [str(p) for p in periods] if definition.uses_periods else None,
+        "files": [[f.table, f.period, f.checksum] for f in chosen],
+        "paths": [[f.table, f.period, str(f.path)] for f in chosen],
+    }
+
+
+@dataclass(frozen=True)
+class ChangedFile:
+    """One (table, declared period) whose file content differs between two sets of files:
+    the paths of the earlier file and of the file now (None: none), and for a diagnosis or
+    procedure file, the paths of its period's contacts files (whose patients they name)."""
+
+    table: str
+    period: str
+    old: str | None
+    new: str | None
+    contacts: tuple[str, ...] = ()
+
+
+def changed_files(
+    old: Mapping, files: Mapping[str, Sequence[ExtractFile]]
+) -> list[ChangedFile] | None:
+    """The files whose content differs between the state manifest ``old`` and ``files``.
+    None when the patients behind a change cannot be named: an earlier file gone from disk,
+    or a changed diagnosis or procedure file without its period's contacts."""
+    before = {(t, p): c for t, p, c in old["files"]}
+    paths = {(t, p): path for t, p, path in old["paths"]}
+    now = {(f.table, f.period): str(f.path) for group in files.values() for f in group}
+    if any(not Path(paths[entry]).exists() for entry in before.keys() - now.keys()):
+        return None
+    changed = []
+    for entry in sorted(before.keys() | now.keys()):
+        table, period = entry
+        checksum = next((f.checksum for f in files.get(table, ()) if f.period == period), None)
+        if entry in before and before[entry] == checksum:
+            continue
+        earlier = paths.get(entry) if entry in before else None
+        if earlier is not None and not Path(earlier).exists():
+            return None
+        contacts: tuple[str, ...] = ()
+        if table not in _PATIENT_TABLES:
+            key = ("contacts", period)
+            contacts = tuple(sorted({p for p in (paths.get(key), now.get(key)) if p}))
+            if not contacts or not all(Path(p).exists() for p in contacts):
+                return None
+        changed.append(ChangedFile(table, period, earlier, now.get(entry), contacts))
+    return changed
+
+
+def remove_states(cache_dir: Path, path: str | Path) -> int:
+    """Delete the kept case rows made from the extract file ``path`` (a purged version:
+    visit-level data derived from it goes with it); returns how many states."""
+    removed = 0
+    for manifest in sorted(cache_dir.glob("state/*/*.json")):
+        try:
+            paths = {p for _table, _period, p in json.loads(manifest.read_text())["paths"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            paths = {str(path)}  # unreadable: not worth keeping
+        if str(path) in paths:
+            manifest.with_suffix(".parquet").unlink(missing_ok=True)
+            manifest.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 # ----------------------------------------------------------------------------------------------
 # SQL
 # ----------------------------------------------------------------------------------------------
@@ -508,9 +627,10 @@ def _sql_date(d: date) -> str:
     return f"DATE '{d.isoformat()}'"
 
 
-def _cases_sql(definition: Definition, first: date, last: date) -> str:
+def _cases_sql(definition: Definition, first: date | None, last: date | None) -> str:
     """Case rows in the region's units with period key (month or period), sex, report age
-    band, patient, and num/value as the kind needs."""
+    band, patient, and num/value as the kind needs (anchored from ``first`` to ``last``;
+    None: all)."""
     extra = ""
     if definition.kind == "proportion":
         extra += ", c.num"
@@ -526,6 +646,11 @@ def _cases_sql(definition: Definition, first: date, last: date) -> str:
             JOIN units u ON u.hsa_id = c.unit_hsa_id
             JOIN periods p ON p.period = c.period"""
     # The date range lets DuckDB skip files and row groups outside the periods computed.
+    dated = (
+        f"WHERE c.anchor_date BETWEEN {_sql_date(first)} AND {_sql_date(last)}"
+        if first is not None and last is not None
+        else ""
+    )
     return f"""
         SELECT u.hsa_id AS unit, strftime(c.anchor_date, '%Y-%m') AS month,
                CASE WHEN c.sex IN ('K', 'M') THEN c.sex END AS sex,
@@ -533,7 +658,7 @@ def _cases_sql(definition: Definition, first: date, last: date) -> str:
                c.patient_key{extra}
         FROM ({definition.case_sql}) c
         JOIN units u ON u.hsa_id = c.unit_hsa_id
-        WHERE c.anchor_date BETWEEN {_sql_date(first)} AND {_sql_date(last)}"""
+        {dated}"""
 
 
 def partial_sql(definition: Definition, cases: str) -> str:
@@ -725,6 +850,10 @@ class Engine:
         self._present: dict[Path, set[str]] = {}  # share folder -> file names in it
         self._used: dict[Path, set[str]] = defaultdict(set)  # share folder -> used this run
         self._table_files: dict[str, list[ExtractFile]] = {}
+        self._table_mode: dict[str, bool] = {}
+        #: While true, the tables and per-period views hold only the rows of the patients in
+        #: the temp table ``affected`` (see :meth:`update_states`).
+        self.restricted = False
         # Cached case rows are only valid for the same set of units (rows of other units are
         # dropped when they are made).
         self._units = dict(units)
@@ -771,11 +900,25 @@ class Engine:
         return f"SELECT {cols}{extra} FROM {source}"
 
     def set_files(self, table: str, files: Sequence[ExtractFile]) -> None:
-        """Point the view ``table`` at ``files`` (typed empty when there are none)."""
+        """Point the view ``table`` at ``files`` (typed empty when there are none), only at
+        the rows of the ``affected`` patients while :attr:`restricted`."""
         previous = self._table_files.get(table)
-        if previous is not None and [f.id for f in previous] == [f.id for f in files]:
+        mode = self._table_mode.get(table)
+        if (
+            previous is not None
+            and [f.id for f in previous] == [f.id for f in files]
+            and mode == self.restricted
+        ):
             return
         self._table_files[table] = list(files)
+        self._table_mode[table] = self.restricted
+        # A diagnosis or procedure belongs to its contact's patient.
+        if self.restricted and table in _PATIENT_TABLES:
+            only = " WHERE patient_key IN (SELECT patient_key FROM affected)"
+        elif self.restricted:
+            only = " WHERE contact_id IN (SELECT contact_id FROM contacts)"
+        else:
+            only = ""
         if not files:
             cols = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in self.columns[table].items())
             body = f"SELECT {cols} WHERE false"
@@ -783,7 +926,9 @@ class Engine:
             # One case can be in several months' files (it overlaps them all); the latest
             # file describes it best (an extended or shortened end date).
             parts = " UNION ALL ".join(
-                self._select_cast(table, f"read_parquet({_q(str(f.path))})", f", {i} AS _file")
+                "SELECT * FROM ("
+                + self._select_cast(table, f"read_parquet({_q(str(f.path))})", f", {i} AS _file")
+                + f"){only}"
                 for i, f in enumerate(files)
             )
             names = ", ".join(f'"{c}"' for c in self.columns[table])
@@ -794,6 +939,7 @@ class Engine:
         else:
             paths = ", ".join(_q(str(f.path)) for f in files)
             body = self._select_cast(table, f"read_parquet([{paths}])")
+            body = f"SELECT * FROM ({body}){only}" if only else body
         self.con.execute(f"CREATE OR REPLACE VIEW {table} AS {body}")
 
     def use_files(self, files: Mapping[str, Sequence[ExtractFile]]) -> None:
@@ -804,13 +950,16 @@ class Engine:
 
     @contextmanager
     def _scoped(self, files: Mapping[str, Sequence[ExtractFile]]) -> Iterator[None]:
-        """Point the given tables at ``files`` for a while, then back."""
+        """Point the given tables at all the rows of ``files`` for a while, then back (a
+        share is always made whole, also in a run restricted to some patients)."""
         saved = {t: self._table_files.get(t, []) for t in files}
+        restricted, self.restricted = self.restricted, False
         try:
             for table, group in files.items():
                 self.set_files(table, group)
             yield
         finally:
+            self.restricted = restricted
             for table, group in saved.items():
                 self.set_files(table, group)
 
@@ -901,6 +1050,8 @@ class Engine:
                     self.con.execute(f"CREATE OR REPLACE {kind} {view.name} AS {view.sql}")
                     continue
                 parts = f"SELECT * FROM read_parquet([{', '.join(_q(str(p)) for p in shares)}])"
+                if self.restricted:
+                    parts += " WHERE patient_key IN (SELECT patient_key FROM affected)"
                 if view.combine:
                     self.con.execute(f"CREATE OR REPLACE TEMP VIEW parts AS {parts}")
                     self.con.execute(f"CREATE OR REPLACE TABLE {view.name} AS {view.combine}")
@@ -965,6 +1116,126 @@ class Engine:
             """
         )
 
+    # -- kept case rows of per-patient definitions -------------------------------------------
+
+    def case_state(self, definition: Definition, files: Sequence[ExtractFile]) -> CaseState | None:
+        """The kept case rows of a per-patient definition over every period with data: the
+        current ones, an earlier state to bring up to date, or rows to compute (None: the
+        definition is not per patient or there is no cache)."""
+        if self.cache_dir is None or not definition.per_patient:
+            return None
+        periods = [
+            p for p in result_periods(data_months(files)) if p.kind in definition.period_types
+        ]
+        if not periods:
+            return None
+        chosen = files_for(definition, files, periods)
+        manifest = _state_manifest(definition, periods, chosen, self._units_key, self.columns)
+        key = _key({k: v for k, v in manifest.items() if k != "paths"})
+        folder = self.cache_dir / "state" / definition.code
+        folder.mkdir(parents=True, exist_ok=True)
+        state = CaseState(definition, periods, chosen, manifest, folder / f"{key}.parquet")
+        if state.current:
+            return state
+        same = {k: v for k, v in manifest.items() if k not in ("files", "paths")}
+        for candidate in sorted(folder.glob("*.json")):
+            try:
+                old = json.loads(candidate.read_text())
+            except (OSError, ValueError):
+                continue
+            rows = candidate.with_suffix(".parquet")
+            if {k: old.get(k) for k in same} != same or not rows.exists():
+                continue
+            changed = changed_files(old, chosen)
+            # Past half the files, computing everyone's rows is as quick.
+            if changed is not None and len(changed) <= len(manifest["files"]) // 2:
+                state.previous, state.changed = rows, changed
+                break
+        return state
+
+    def _affected_sql(self, changed: Iterable[ChangedFile]) -> str:
+        """The patients with a row that differs between the earlier and the present files."""
+
+        def read(table: str, path: str) -> str:
+            return self._select_cast(table, f"read_parquet({_q(path)})")
+
+        parts = []
+        for c in sorted(set(changed), key=lambda c: (c.table, c.period, c.old or "", c.new or "")):
+            sides = [read(c.table, p) for p in (c.old, c.new) if p]
+            if len(sides) == 2:
+                # Set difference: the validated files have no two rows with the same key.
+                a, b = sides
+                rows = f"(({a}) EXCEPT ({b})) UNION ALL (({b}) EXCEPT ({a}))"
+            else:
+                rows = sides[0]
+            if c.table in _PATIENT_TABLES:
+                parts.append(f"SELECT patient_key FROM ({rows})")
+            else:
+                contacts = " UNION ALL ".join(
+                    f"SELECT contact_id, patient_key FROM ({read('contacts', p)})"
+                    for p in c.contacts
+                )
+                parts.append(
+                    f"SELECT k.patient_key FROM ({rows}) r "
+                    f"JOIN ({contacts}) k ON k.contact_id = r.contact_id"
+                )
+        return " UNION ".join(parts)
+
+    def _write_state(self, state: CaseState, sql: str) -> None:
+        partial = state.path.with_name(f".{uuid.uuid4().hex}.tmp")
+        try:
+            self.con.execute(f"COPY ({sql}) TO {_q(str(partial))} (FORMAT parquet)")
+            os.replace(partial, state.path)
+        finally:
+            partial.unlink(missing_ok=True)
+        state.write_manifest()
+
+    def update_states(self, catalogue: Catalogue, states: Sequence[CaseState]) -> None:
+        """Bring earlier case states up to date: the rows of the patients with a changed
+        row are computed again from every file, restricted to those patients (tables,
+        per-period views and the views over them), and replace theirs in the kept rows."""
+        if not states:
+            return
+        changed = [c for state in states for c in state.changed]
+        patients = self._affected_sql(changed) or "SELECT NULL::VARCHAR AS patient_key LIMIT 0"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE affected AS {patients}")
+        files: dict[str, dict[int, ExtractFile]] = defaultdict(dict)
+        for state in states:
+            for table, group in state.files.items():
+                files[table].update((f.id, f) for f in group)
+        in_use = {
+            t: sorted(g.values(), key=lambda f: (f.end, f.start, f.id)) for t, g in files.items()
+        }
+        self.restricted = True
+        try:
+            self.use_files(in_use)
+            views = {v for state in states for v in state.definition.views}
+            self.create_views(catalogue, materialise=views, files=in_use)
+            for state in states:
+                self.set_periods(state.periods)
+                assert state.previous is not None
+                self._write_state(
+                    state,
+                    f"SELECT * FROM read_parquet({_q(str(state.previous))}) "
+                    "WHERE patient_key NOT IN (SELECT patient_key FROM affected) "
+                    f"UNION ALL {_cases_sql(state.definition, None, None)}",
+                )
+        finally:
+            self.restricted = False
+
+    def make_states(self, states: Sequence[CaseState]) -> None:
+        """Compute the case rows of ``states`` for every patient (tables and views set up)."""
+        for state in states:
+            self.set_periods(state.periods)
+            self._write_state(state, _cases_sql(state.definition, None, None))
+
+    def prune_states(self, states: Iterable[CaseState]) -> None:
+        """Delete the other kept states of these definitions (made from other files)."""
+        for state in states:
+            for path in state.path.parent.iterdir():
+                if path.stem != state.path.stem and path.suffix in (".parquet", ".json"):
+                    path.unlink(missing_ok=True)
+
     # -- running ---------------------------------------------------------------------------
 
     def run(
@@ -973,11 +1244,13 @@ class Engine:
         periods: Sequence[Period],
         files: Iterable[ExtractFile],
         covered: Mapping[str, tuple[date, date]],
+        state: CaseState | None = None,
     ) -> Block:
         """Compute one extract-based definition for ``periods`` (of its period types).
 
         The tables must already point at (at least) the files the definition's window
-        touches; extra files outside the window do not change its figures.
+        touches; extra files outside the window do not change its figures. With a current
+        ``state``, the cases are read from its kept rows instead.
         """
         periods = [p for p in periods if p.kind in definition.period_types]
         if not periods:
@@ -985,7 +1258,16 @@ class Engine:
         self.set_periods(periods)
         first, last = min(p.start for p in periods), max(p.end for p in periods)
         chosen = files_for(definition, files, periods)
-        shares = self._case_shares(definition, chosen, first, last)
+        if state is not None:
+            rows = f"SELECT * FROM read_parquet({_q(str(state.path))})"
+            shares = {
+                "cases": f"{rows} WHERE period IN (SELECT period FROM periods)"
+                if definition.uses_periods
+                else f"{rows} WHERE month BETWEEN {_q(first.strftime('%Y-%m'))} "
+                f"AND {_q(last.strftime('%Y-%m'))}"
+            }
+        else:
+            shares = self._case_shares(definition, chosen, first, last)
         sql = aggregate_sql(definition, first, last, **shares)
         arrow = _to_arrow(self.con.sql(sql))
         block = finish(definition, arrow)
@@ -1274,21 +1556,40 @@ def compute_blocks(
     """Compute the planned periods of each planned definition; returns one Block each."""
     engine = Engine(units, listing, **(engine_options or {}))
     try:
-        # One set of files for the whole run: the union of every planned definition's window.
+        # Per-patient definitions read their cases from rows kept between runs: brought up
+        # to date for the patients whose data changed, or computed for all.
+        states: dict[str, CaseState] = {}
+        for code, periods in plan.items():
+            definition = catalogue.get(code)
+            if periods and definition.form != "collected":
+                state = engine.case_state(definition, files)
+                if state is not None:
+                    states[code] = state
+        engine.update_states(
+            catalogue, [s for s in states.values() if not s.current and s.previous]
+        )
+        new_states = [s for s in states.values() if not s.current]
+        # One set of files for the rest of the run: the union of the windows of the other
+        # planned definitions and the files of the states computed for all.
         chosen: dict[str, dict[int, ExtractFile]] = defaultdict(dict)
         views: set[str] = set()
         for code, periods in plan.items():
             definition = catalogue.get(code)
-            if not periods or definition.form == "collected":
+            if not periods or definition.form == "collected" or code in states:
                 continue
             views |= set(definition.views)
             for table, group in files_for(definition, files, periods).items():
+                chosen[table].update((f.id, f) for f in group)
+        for state in new_states:
+            views |= set(state.definition.views)
+            for table, group in state.files.items():
                 chosen[table].update((f.id, f) for f in group)
         in_use = {
             t: sorted(g.values(), key=lambda f: (f.end, f.start, f.id)) for t, g in chosen.items()
         }
         engine.use_files(in_use)
         engine.create_views(catalogue, materialise=views, files=in_use)
+        engine.make_states(new_states)
         all_periods = sorted({p for ps in plan.values() for p in ps})
         if all_periods:
             engine.build_listed(all_periods)
@@ -1305,8 +1606,9 @@ def compute_blocks(
                 listed = engine.listed_for(periods)
                 blocks.append(collected_block(definition, periods, staffing, listed))
             else:
-                blocks.append(engine.run(definition, periods, files, covered))
+                blocks.append(engine.run(definition, periods, files, covered, states.get(code)))
         engine.prune()
+        engine.prune_states(states.values())
         if progress:
             progress(total, total, "")
         return blocks

@@ -290,6 +290,38 @@ def test_it_refuses_a_per_period_view_that_reads_across_periods(raw):
     assert any("view treatment_days: per_period: must be true or false" in p for p in problems)
 
 
+def test_it_marks_the_views_and_case_queries_of_one_patient_as_per_patient():
+    catalogue = load_catalogue()
+    assert all(v.per_patient for v in catalogue.packs[0].views)
+    assert {d.code for d in catalogue if d.per_patient} == {
+        d.code for d in catalogue if d.form == "sql"
+    }
+    assert not catalogue.get("PO01").per_patient  # declarative: per-period shares instead
+
+
+def test_it_refuses_a_per_patient_view_or_query_that_reads_across_patients(raw):
+    data = copy.deepcopy(raw)
+    _view(data, "depression_days")["per_patient"] = False
+    _view(data, "treatment_days")["per_patient"] = "yes"
+    _view(data, "treatment_waits")["per_patient"] = False  # read by PO08A-C
+    # Has no patient column to restrict by.
+    _view(data, "daily_ratings")["sql"] = (
+        "SELECT date, instrument, avg(score) AS score FROM measurements GROUP BY ALL"
+    )
+    problems = problems_of(data)
+    assert any("view new_depression: per_patient: reads depression_days, which is not per "
+               "patient" in p for p in problems)  # fmt: skip
+    assert any("view treatment_days: per_patient: must be true or false" in p for p in problems)
+    assert any("view daily_ratings: per_patient: a per_patient view has a patient_key column"
+               in p for p in problems)  # fmt: skip
+    assert any("PO08A" in p and "sql.per_patient: reads treatment_waits, which is not per "
+               "patient" in p for p in problems)  # fmt: skip
+    data = copy.deepcopy(raw)
+    indicator(data, "PO04")["sql"]["per_patient"] = 1
+    problems = problems_of(data)
+    assert any("PO04" in p and "sql.per_patient: must be true or false" in p for p in problems)
+
+
 def test_it_refuses_a_combine_that_does_not_rebuild_the_view(raw):
     data = copy.deepcopy(raw)
     _view(data, "sick_leave_demographics")["combine"] = (

@@ -1,6 +1,10 @@
-"""Per-period shares: the engine keeps per-period views and window-free case rows as Parquet
-under the region's derived directory, gives exactly the figures it gives without them, and
-rebuilds only the shares of a replaced month."""
+"""What the engine keeps between runs under the region's derived directory, and that it gives
+exactly the figures it gives without it:
+
+* per-period shares (per-period views and window-free case rows as Parquet), of which only a
+  replaced month's are made again;
+* the case rows of per-patient definitions over all periods, brought up to date for the
+  patients whose rows changed."""
 
 from __future__ import annotations
 
@@ -82,7 +86,13 @@ def _figures(region, cache_dir) -> dict[str, list[dict]]:
 
 
 def _shares(root) -> dict[str, int]:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    """The per-period shares (the kept case rows of per-patient definitions, under state/,
+    are one file over all periods)."""
+    return {
+        str(p.relative_to(root)): p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] != "state"
+    }
 
 
 def test_it_gives_the_same_figures_from_shares_as_from_whole_tables(region, env, tmp_path):
@@ -100,11 +110,8 @@ def test_it_gives_the_same_figures_from_shares_as_from_whole_tables(region, env,
     assert not any(n.startswith(("cases/PO04/", "views/new_depression/")) for n in names)
 
 
-def test_it_rebuilds_only_the_shares_of_a_replaced_month(region, env, uploader, settings, tmp_path):
-    root = tmp_path / "derived"
-    _figures(region, root)
-    before = _shares(root)
-    # March is sent again, corrected: p4's visit was a depression, p3's second visit is gone.
+def _replace_march(region, env, uploader, settings) -> None:
+    """March sent again, corrected: p3's second visit is gone, p4's visit was a depression."""
     env.contacts = [r for r in env.contacts if (r["patient_key"], str(r["contact_date"]))
                     != ("p3", "2025-03-12")]  # fmt: skip
     env.contact("p4", "2025-03-10", dx=("F32.0",))
@@ -114,6 +121,13 @@ def test_it_rebuilds_only_the_shares_of_a_replaced_month(region, env, uploader, 
     write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-03", rows)
     write_extract(region, uploader, settings.EXTRACT_DIR, "diagnoses", "2025-03",
                   [r for r in env.diagnoses if r["contact_id"] in ids])  # fmt: skip
+
+
+def test_it_rebuilds_only_the_shares_of_a_replaced_month(region, env, uploader, settings, tmp_path):
+    root = tmp_path / "derived"
+    _figures(region, root)
+    before = _shares(root)
+    _replace_march(region, env, uploader, settings)
     assert _figures(region, root) == _figures(region, None)
     after = _shares(root)
     kept = {n: t for n, t in before.items() if "/2025-03." not in n}
@@ -146,6 +160,101 @@ def test_it_keeps_the_shares_of_a_month_sent_again_unchanged(
     assert old_march[0].checksum == new_march[0].checksum
     assert _figures(region, root) == _figures(region, None)
     assert _shares(root) == before  # the same files, none rewritten
+
+
+PER_PATIENT = {"PO02", "PO04", "PO05", "PO06", "PO07A", "PO07B", "PO08A", "PO08B", "PO08C",
+               "PO12"}  # fmt: skip
+
+
+@pytest.fixture
+def states(monkeypatch):
+    """Records, per run, which kept case rows were updated (with the patients whose rows were
+    computed again) and which were computed for every patient."""
+    calls: list[dict] = []
+    update, make = engine.Engine.update_states, engine.Engine.make_states
+
+    def update_states(self, catalogue, states):
+        update(self, catalogue, states)
+        patients = set()
+        if states:
+            patients = {
+                k for (k,) in self.con.execute("SELECT patient_key FROM affected").fetchall()
+            }
+        calls.append({"updated": {s.definition.code for s in states}, "patients": patients})
+
+    def make_states(self, states):
+        make(self, states)
+        calls[-1]["made"] = {s.definition.code for s in states}
+
+    monkeypatch.setattr(engine.Engine, "update_states", update_states)
+    monkeypatch.setattr(engine.Engine, "make_states", make_states)
+    return calls
+
+
+def test_it_updates_the_kept_cases_of_the_patients_whose_rows_changed(
+    region, env, uploader, settings, tmp_path, states
+):
+    root = tmp_path / "derived"
+    _figures(region, root)
+    assert states[-1] == {"updated": set(), "patients": set(), "made": PER_PATIENT}
+    _replace_march(region, env, uploader, settings)
+    figures = _figures(region, root)
+    assert states[-1] == {"updated": PER_PATIENT, "patients": {"p3", "p4"}, "made": set()}
+    assert figures == _figures(region, None)
+    # One state per definition: the earlier ones are gone.
+    for code in PER_PATIENT:
+        assert len(list((root / "state" / code).glob("*.parquet"))) == 1
+        assert len(list((root / "state" / code).glob("*.json"))) == 1
+
+
+def test_it_reads_kept_cases_as_they_are_when_no_file_changed(region, env, tmp_path, states):
+    root = tmp_path / "derived"
+    first = _figures(region, root)
+    kept = {p: p.stat().st_mtime_ns for p in (root / "state").rglob("*.parquet")}
+    assert _figures(region, root) == first
+    assert states[-1] == {"updated": set(), "patients": set(), "made": set()}
+    assert {p: p.stat().st_mtime_ns for p in (root / "state").rglob("*.parquet")} == kept
+
+
+def test_it_computes_every_patients_cases_when_an_earlier_file_is_gone(
+    region, env, uploader, settings, tmp_path, states
+):
+    from styrkort.extracts.models import ExtractVersion
+
+    root = tmp_path / "derived"
+    _figures(region, root)
+    _replace_march(region, env, uploader, settings)
+    ExtractVersion.objects.get(table="contacts", period="2025-03", version=1).full_path.unlink()
+    assert _figures(region, root) == _figures(region, None)
+    assert states[-2]["updated"] == set()  # [-1] is the run without a cache
+    assert states[-2]["made"] == PER_PATIENT
+
+
+def test_it_names_the_changed_files_of_a_kept_state(tmp_path):
+    def file(i, table, period, checksum):
+        path = tmp_path / f"{i}.parquet"
+        path.touch()
+        return engine.ExtractFile(i, table, period, 1, path, checksum)
+
+    contacts, diagnoses = file(1, "contacts", "2025-03", "a"), file(2, "diagnoses", "2025-03", "b")
+    old = {"files": [["contacts", "2025-03", "a"], ["diagnoses", "2025-03", "b"]],
+           "paths": [["contacts", "2025-03", str(contacts.path)],
+                     ["diagnoses", "2025-03", str(diagnoses.path)]]}  # fmt: skip
+    new_diagnoses = file(3, "diagnoses", "2025-03", "c")
+    april = file(4, "contacts", "2025-04", "d")
+    now = {"contacts": [contacts, april], "diagnoses": [new_diagnoses]}
+    assert engine.changed_files(old, now) == [
+        engine.ChangedFile("contacts", "2025-04", None, str(april.path)),
+        engine.ChangedFile(
+            "diagnoses",
+            "2025-03",
+            str(diagnoses.path),
+            str(new_diagnoses.path),
+            (str(contacts.path),),
+        ),  # fmt: skip
+    ]
+    diagnoses.path.unlink()  # the earlier file is gone: its patients cannot be named
+    assert engine.changed_files(old, now) is None
 
 
 def test_it_splits_files_only_into_separate_periods():
@@ -205,7 +314,11 @@ def test_purging_a_version_removes_the_shares_of_its_period(
     rows = [r for r in env.contacts if Period.parse("2025-03").contains(r["contact_date"])]
     write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-03", rows)
     old = ExtractVersion.objects.get(table="contacts", period="2025-03", version=1)
+    made_from_old = list(root.glob("state/*/*.parquet"))
+    assert made_from_old  # made before the new version, from the one purged below
     with django_capture_on_commit_callbacks(execute=True):
         extracts.purge(uploader, old)
     assert not list(root.rglob("2025-03.*.parquet"))
     assert list(root.rglob("2025-02.*.parquet"))  # other months keep theirs
+    assert not [p for p in made_from_old if p.exists()]
+    assert not list(root.glob("state/*/*.json"))
