@@ -363,11 +363,11 @@ def compute(
             block.collected[THRESHOLD] = threshold()
         # Compared and suppressed before the lock is taken, so that it is held only for the
         # writes; a run that stored results in between means comparing again under the lock.
-        changed, kept = _prepare(region, blocks, replace, definitions, catalogue)
+        changed, kept, writes = _prepare(region, blocks, replace, definitions, catalogue)
         with transaction.atomic():
             Region.objects.select_for_update().filter(pk=region.pk).first()
             if _finished_runs(region) != finished:
-                changed, kept = _prepare(region, blocks, replace, definitions, catalogue)
+                changed, kept, writes = _prepare(region, blocks, replace, definitions, catalogue)
                 # Periods left out for their inputs stay as that run stored them, unless it
                 # stored them from other inputs: theirs are the figures then.
                 planned = {c: [Period.parse(p) for p in ps] for c, ps in same_inputs.items()}
@@ -382,7 +382,7 @@ def compute(
                 for code, periods in same_inputs.items()
             ]
             written, replaced, unchanged = _store(
-                region, run, changed, replace, restamp, definitions, catalogue
+                region, run, changed, replace, restamp, definitions, catalogue, writes
             )
             used = sorted({f.id for b in blocks for f in b.files})
             run.extract_versions.set(used)
@@ -567,18 +567,31 @@ def _take(block: engine.Block, mask: np.ndarray) -> engine.Block:
     return dataclasses.replace(block, **columns)
 
 
+@dataclass
+class _CellWrites:
+    """How the cells of a recomputed block reach the stored rows of their periods: a cell
+    with a stored row (``row_id``, -1 when none) that holds the same figures (``same``) is
+    only restamped, one with other figures is updated in place, one without a row inserted;
+    ``orphans`` are the stored rows of those periods without a cell now."""
+
+    row_id: np.ndarray
+    same: np.ndarray
+    orphans: list[int]
+
+
 def _prepare(
     region: Region,
     blocks: Sequence[engine.Block],
     replace: Mapping[str, Sequence[str]],
     definitions: Mapping[str, IndicatorDefinition],
     catalogue: Catalogue,
-) -> tuple[list[engine.Block], dict[str, list[str]]]:
-    """Set aside the replaced periods whose stored rows the new figures reproduce, and attach
-    the suppression pattern to the rest.
+) -> tuple[list[engine.Block], dict[str, list[str]], dict[str, _CellWrites]]:
+    """Set aside the replaced periods whose stored rows the new figures reproduce, attach
+    the suppression pattern to the rest, and match their cells with the stored rows.
 
-    Returns the blocks without the cells of those periods, and the periods by indicator code.
-    Most figures come out the same after one month's extract is replaced, and rewriting them
+    Returns the blocks without the cells of those periods, the periods by indicator code,
+    and, for blocks of dependent periods (not a full replacement), the cell writes. Most
+    figures come out the same after one month's extract is replaced, and rewriting them
     (and protecting them again) would be most of a recompute's cost. Suppression strata never
     cross periods, so the stored pattern of a reproduced period stays right (see
     :func:`_reproduced_periods`).
@@ -587,36 +600,84 @@ def _prepare(
     ids = _definition_ids()
     out: list[engine.Block] = []
     kept: dict[str, list[str]] = {}
+    writes: dict[str, _CellWrites] = {}
     for block in blocks:
         definition = catalogue.get(block.code)
+        version = definitions[block.code].version
         periods = set(block.period.tolist())
         replaced = list(replace.get(block.code, ()))
         if replaced != ["*"]:
             periods &= set(replaced)
+        stored: list[tuple] = []
         if periods:
-            stored = list(
-                IndicatorResult.objects.filter(
-                    region=region, definition_id__in=ids[block.code], period__in=sorted(periods)
-                ).values_list(*_STORED_FIELDS)
-            )
-            same = _reproduced_periods(
-                block, stored, units, definitions[block.code].version, definition
-            )
+            stored = _stored_rows(region, ids[block.code], periods)
+            same = _reproduced_periods(block, stored, units, version, definition)
             if same:
                 kept[block.code] = sorted(same)
                 block = _take(block, ~np.isin(block.period, sorted(same)))
+                stored = [row for row in stored if row[1] not in same]
         block_suppression(block, definition)
+        if replaced != ["*"]:
+            writes[block.code] = _cell_writes(block, stored, units, version)
         out.append(block)
-    return out, kept
+    return out, kept, writes
 
 
-#: The cell (period, unit id, sex, age band, period kind), then what must be equal.
+#: The row id, the cell (period, unit id, sex, age band, period kind), then what must be equal.
 _STORED_FIELDS = (
-    "period", "unit_id", "sex", "age_band", "period_kind",
+    "id", "period", "unit_id", "sex", "age_band", "period_kind",
     "numerator", "denominator", "value", "lower", "upper",
     "comparison", "is_complete", "definition_version", "suppression_reason",
 )  # fmt: skip
 _FIGURES = ("numerator", "denominator", "value", "lower", "upper")
+
+
+def _stored_rows(region: Region, definition_ids: Sequence[int], periods: Iterable[str]) -> list:
+    """The stored rows (``_STORED_FIELDS``) of one indicator's periods, by one plain query:
+    a recompute reads some hundred thousand, where model instances or values_list would take
+    a good part of its time."""
+    table = IndicatorResult._meta.db_table
+    quote = connection.ops.quote_name
+    periods = sorted(periods)
+    sql = (
+        f"SELECT {', '.join(quote(f) for f in _STORED_FIELDS)} FROM {quote(table)} "
+        f"WHERE region_id = %s AND definition_id IN ({', '.join(['%s'] * len(definition_ids))}) "
+        f"AND period IN ({', '.join(['%s'] * len(periods))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [region.pk, *definition_ids, *periods])
+        return [
+            (*row[:12], bool(row[12]), *row[13:]) for row in cursor.fetchall()
+        ]  # SQLite gives is_complete as 0/1
+
+
+def _cell_match(
+    block: engine.Block, stored: Sequence[tuple], units: Mapping[str, int]
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple]]:
+    """Per cell of ``block``, the index of its stored row (-1: none) and whether that row
+    holds the same figures, comparison class and completeness (NaN and None equal; floats
+    within a relative 1e-9, since DuckDB's parallel sums may differ in the last bits); and
+    the stored columns by name."""
+    cells = zip(
+        block.period.tolist(),
+        [units[u] if u else None for u in block.unit.tolist()],
+        block.sex.tolist(),
+        block.age_band.tolist(),
+        block.period_kind.tolist(),
+        strict=True,
+    )
+    row_of = {row[1:6]: i for i, row in enumerate(stored)}
+    found = np.array([row_of.get(cell, -1) for cell in cells], dtype=np.int64)
+    same = found >= 0
+    at = np.where(same, found, 0)  # a cell without a row is changed whatever it is compared with
+    column = dict(zip(_STORED_FIELDS, zip(*stored, strict=True), strict=True))
+    for name in _FIGURES:
+        old = np.array(column[name], dtype=float)[at]  # None becomes NaN
+        new = getattr(block, name).astype(float)
+        same &= np.isclose(new, old, rtol=1e-9, atol=0.0, equal_nan=True)
+    same &= np.array(column["comparison"], dtype=object)[at] == block.comparison
+    same &= np.array(column["is_complete"], dtype=bool)[at] == block.complete.astype(bool)
+    return found, same, column
 
 
 def _reproduced_periods(
@@ -629,32 +690,14 @@ def _reproduced_periods(
     """The periods of ``block`` whose ``stored`` rows (``_STORED_FIELDS``) it reproduces.
 
     Reproduced: the stored rows are of definition ``version`` and are exactly the block's
-    cells with the same comparison class, completeness and figures (NaN and None equal; floats
-    within a relative 1e-9, since DuckDB's parallel sums may differ in the last bits). Also
-    the same cells must be primary: the pattern depends on the threshold only through them,
-    so this catches a changed threshold without running disclosure control again.
+    cells with the same figures (:func:`_cell_match`). Also the same cells must be primary:
+    the pattern depends on the threshold only through them, so this catches a changed
+    threshold without running disclosure control again.
     """
     if not stored:
         return set()
-    cells = zip(
-        block.period.tolist(),
-        [units[u] if u else None for u in block.unit.tolist()],
-        block.sex.tolist(),
-        block.age_band.tolist(),
-        block.period_kind.tolist(),
-        strict=True,
-    )
-    row_of = {row[:5]: i for i, row in enumerate(stored)}
-    at = np.array([row_of.get(cell, -1) for cell in cells], dtype=np.int64)
-    same = at >= 0
-    at[~same] = 0  # a cell without a row is changed whatever it is compared with
-    column = dict(zip(_STORED_FIELDS, zip(*stored, strict=True), strict=True))
-    for name in _FIGURES:
-        old = np.array(column[name], dtype=float)[at]  # None becomes NaN
-        new = getattr(block, name).astype(float)
-        same &= np.isclose(new, old, rtol=1e-9, atol=0.0, equal_nan=True)
-    same &= np.array(column["comparison"], dtype=object)[at] == block.comparison
-    same &= np.array(column["is_complete"], dtype=bool)[at] == block.complete.astype(bool)
+    found, same, column = _cell_match(block, stored, units)
+    at = np.where(found >= 0, found, 0)
     was_primary = np.array(column["suppression_reason"], dtype=object)[at] == "primary"
     same &= was_primary == _primary(block, definition, threshold())
 
@@ -666,6 +709,27 @@ def _reproduced_periods(
     cells_per_period = Counter(block.period.tolist())
     changed |= {p for p, n in cells_per_period.items() if rows_per_period[p] != n}
     return set(cells_per_period) - changed
+
+
+def _cell_writes(
+    block: engine.Block, stored: Sequence[tuple], units: Mapping[str, int], version: str
+) -> _CellWrites:
+    """Match a protected block (``block.reason`` set) with the stored rows of its periods."""
+    if not stored:
+        return _CellWrites(np.full(len(block), -1, dtype=np.int64), np.zeros(len(block), bool), [])
+    found, same, column = _cell_match(block, stored, units)
+    at = np.where(found >= 0, found, 0)
+    assert block.reason is not None
+    same &= np.array(column["suppression_reason"], dtype=object)[at] == block.reason
+    same &= np.array(column["definition_version"], dtype=object)[at] == version
+    ids = np.array(column["id"], dtype=np.int64)
+    matched = np.zeros(len(stored), dtype=bool)
+    matched[found[found >= 0]] = True
+    return _CellWrites(
+        row_id=np.where(found >= 0, ids[at], -1),
+        same=same,
+        orphans=ids[~matched].tolist(),
+    )
 
 
 def _input_sets(
@@ -698,19 +762,29 @@ def _store(
     restamp: Sequence[tuple[engine.Block, Sequence[str]]],
     definitions: Mapping[str, IndicatorDefinition],
     catalogue: Catalogue,
+    writes: Mapping[str, _CellWrites] | None = None,
 ) -> tuple[int, int, int]:
     """Replace the stored results of the replaced periods, except the kept ones, by the
     cells of ``blocks``, and give the kept rows this run's provenance.
 
     ``restamp``: (block, periods) pairs, the stored periods kept, each with a block that names
     its inputs (the computed block, or one from :func:`engine.inputs_block` for periods not
-    computed at all). Returns the number of rows inserted, deleted and kept.
+    computed at all). A block with ``writes`` (:func:`_prepare`) goes to its periods' rows
+    cell by cell: rows with other figures are updated in place, the rest only restamped,
+    which touches a fraction of the rows (and of their indexes) a rewrite would. Returns the
+    number of rows written (inserted or updated), replaced (deleted or updated) and kept.
     """
+    writes = writes or {}
     ids = _definition_ids()
+    restamp = [*restamp, *((b, sorted(set(b.period.tolist()))) for b in blocks if b.code in writes)]
     kept: dict[str, set[str]] = defaultdict(set)
     for block, periods in restamp:
         kept[block.code] |= set(periods)
     replaced = 0
+    for cell_writes in writes.values():
+        for i in range(0, len(cell_writes.orphans), 500):
+            chunk = cell_writes.orphans[i : i + 500]
+            replaced += IndicatorResult.objects.filter(pk__in=chunk).delete()[0]
     for code, periods in replace.items():
         # By definition id rather than code: a plain DELETE without a join.
         qs = IndicatorResult.objects.filter(region=region, definition_id__in=ids[code])
@@ -738,8 +812,57 @@ def _store(
                 region=region, definition_id__in=ids[block.code], period__in=same_inputs
             ).update(run_id=run.pk, inputs_id=inputs_id)
     for block in blocks:
-        written += _insert_block(region, run, block, definitions[block.code], units, catalogue)
+        definition = definitions[block.code]
+        if block.code in writes:
+            cell_writes = writes[block.code]
+            updated = _update_cells(block, cell_writes, definition)
+            written += updated
+            replaced += updated
+            unchanged -= updated
+            block = _take(block, cell_writes.row_id < 0)
+        written += _insert_block(region, run, block, definition, units, catalogue)
     return written, replaced, unchanged
+
+
+def _update_cells(
+    block: engine.Block, cell_writes: _CellWrites, definition: IndicatorDefinition
+) -> int:
+    """Write the figures of the cells whose stored row holds others into that row (restamped
+    already); returns how many."""
+    mask = (cell_writes.row_id >= 0) & ~cell_writes.same
+    if not mask.any():
+        return 0
+    assert block.reason is not None
+    reasons = block.reason[mask].tolist()
+    rows = list(
+        zip(
+            _nan_none(block.numerator[mask]),
+            _nan_none(block.denominator[mask]),
+            _nan_none(block.value[mask]),
+            _nan_none(block.lower[mask]),
+            _nan_none(block.upper[mask]),
+            [bool(r) for r in reasons],
+            reasons,
+            block.comparison[mask].tolist(),
+            [bool(c) for c in block.complete[mask].tolist()],
+            [definition.pk] * len(reasons),
+            [definition.version] * len(reasons),
+            cell_writes.row_id[mask].tolist(),
+            strict=True,
+        )
+    )
+    quote = connection.ops.quote_name
+    columns = ("numerator", "denominator", "value", "lower", "upper", "suppressed",
+               "suppression_reason", "comparison", "is_complete", "definition_id",
+               "definition_version")  # fmt: skip
+    sql = (
+        f"UPDATE {quote(IndicatorResult._meta.db_table)} SET "
+        f"{', '.join(f'{quote(c)} = %s' for c in columns)} WHERE {quote('id')} = %s"
+    )
+    with connection.cursor() as cursor:
+        for i in range(0, len(rows), 10000):
+            cursor.executemany(sql, rows[i : i + 10000])
+    return len(rows)
 
 
 def _insert_block(

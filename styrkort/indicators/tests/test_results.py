@@ -113,15 +113,19 @@ def test_it_keeps_the_previous_provenance_when_storing_fails(
     march = [r for r in e.contacts if r["contact_date"].month == 3]
     write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
 
-    def broken(rows, batch=10000):
+    def broken(*args, **kwargs):
         # PO01's kept rows already have the new run: the failure must undo that too.
         assert IndicatorResult.objects.exclude(run_id__in=set(before.values())).exists()
         raise RuntimeError("disk full")
 
+    figures = dict(IndicatorResult.objects.values_list("id", "numerator"))
+    # PO09's changed cells are updated in place; a new cell would be inserted.
+    monkeypatch.setattr(services, "_update_cells", broken)
     monkeypatch.setattr(services, "_insert", broken)
     with pytest.raises(RuntimeError):
         services.compute(region, stale=True)
     assert dict(IndicatorResult.objects.values_list("id", "run_id")) == before
+    assert dict(IndicatorResult.objects.values_list("id", "numerator")) == figures
     assert services.stale_changes(region) == [engine.Change.of("contacts", "2025-03")]
 
 
@@ -153,8 +157,10 @@ def test_it_recomputes_only_the_periods_that_depend_on_a_replaced_month(
     assert sorted(run.computed["PO09"]) == sorted(affected)
     assert _ids("PO09", untouched) == kept  # same rows, same ids
     new = _ids("PO09", affected)
-    assert new
-    assert not set(new) & set(old)
+    # The cells of the dependent periods are updated in place, new cells inserted, and every
+    # row of those periods takes the new run.
+    assert set(old) <= set(new)
+    assert {r.run_id for r in IndicatorResult.objects.filter(id__in=new)} == {run.pk}
     r = IndicatorResult.objects.get(
         definition__code="PO09", unit=unit_a, period="2025-03", sex="T", age_band="alla"
     )
@@ -280,6 +286,49 @@ def test_it_computes_a_month_sent_again_unchanged_when_other_inputs_changed(
                             name="Vårdcentralen Ny")  # fmt: skip
     run = services.compute(region, stale=True)
     assert sorted(run.computed["PO09"]) == ["2025", "2025-03", "2025Q1"]
+
+
+def test_it_updates_changed_cells_in_place_and_inserts_and_deletes_the_others(
+    region, users, unit_a, extract_dir
+):
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    po09 = {"definition__code": "PO09", "unit": unit_a}
+
+    def cells(period):
+        rows = IndicatorResult.objects.filter(period=period, **po09)
+        return {(r.sex, r.age_band): r for r in rows}
+
+    march_before = cells("2025-03")
+    old_band = next(b for s, b in march_before if b != "alla")
+    # March sent again: everyone born in 1950 (another age band), p3-0 (a doctor's) a man.
+    for r in e.contacts:
+        if r["contact_date"].month == 3:
+            r["birth_year"] = 1950
+            r["sex"] = "M" if r["patient_key"] == "p3-0" else r["sex"]
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    run = services.compute(region, ["2025-03"], tables=["contacts"])
+    after = cells("2025-03")
+    # The same cell, the same figures: the row stays, restamped.
+    total = after[("T", "alla")]
+    assert total.pk == march_before[("T", "alla")].pk
+    assert (total.numerator, total.denominator, total.run) == (4, 8, run)
+    # The same cell, other figures: updated in place.
+    women = after[("K", "alla")]
+    assert women.pk == march_before[("K", "alla")].pk
+    assert (women.numerator, women.denominator, women.run) == (4, 7, run)
+    # A cell gone (nobody of the old band in March) is deleted; new cells are inserted.
+    assert ("K", old_band) not in after
+    new_band = next(b for s, b in after if b not in ("alla", old_band))
+    assert after[("M", new_band)].pk not in {r.pk for r in march_before.values()}
+    assert (after[("M", new_band)].numerator, after[("M", new_band)].denominator) == (0, 1)
+    # The quarter keeps January's and February's people in the old band: updated, smaller.
+    quarter = IndicatorResult.objects.get(period="2025Q1", sex="K", age_band=old_band, **po09)
+    assert (quarter.denominator, quarter.run) == (6 + 7, run)
+    every = IndicatorResult.objects.filter(run=run, definition__code="PO09")
+    assert set(every.values_list("period", flat=True)) == {"2025-03", "2025Q1", "2025"}
+    assert run.results_written > run.results_replaced > 0  # new cells: more written
 
 
 def test_it_rewrites_only_the_periods_whose_figures_changed(region, users, unit_a, extract_dir):
