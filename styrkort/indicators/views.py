@@ -175,6 +175,30 @@ def catalogue(request):
     )
 
 
+def _running_run(user) -> ComputationRun | None:
+    """The computation of the user's region that is running now, if any."""
+    region = access.get_region_for_user(user)
+    return ComputationRun.objects.filter(
+        region=region, status=ComputationRun.Status.RUNNING
+    ).first()
+
+
+@login_required
+@require_GET
+def run_status(request):
+    """The line saying that the region's indicators are being computed, polled by htmx while
+    a page waits for results; once no computation runs, htmx is told to reload the page."""
+    access.require(request.user, "view")
+    if not getattr(request, "htmx", None):
+        return redirect("indicators:catalogue")  # which says how the latest run went
+    run = _running_run(request.user)
+    if run is None:
+        response = HttpResponse("")
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, "indicators/_run_status.html", {"running": run})
+
+
 @login_required
 @require_POST
 def compute(request):
@@ -425,6 +449,7 @@ def detail(request, code: str):
         ],
         "unit_label": info["unit_label"],
         "is_analyst": access.sees_unsuppressed(request.user, None),
+        "running": None if region_rows else _running_run(request.user),
     }
     if _wants_fragment(request, "series"):
         context.update(_series_context(info, region_rows, kind), period=period)

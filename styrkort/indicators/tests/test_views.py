@@ -279,6 +279,34 @@ def test_it_says_when_nothing_is_computed_and_changes_nothing(client_for, users)
     assert not IndicatorDefinition.objects.exists()  # a GET never syncs the catalogue
 
 
+def test_it_says_that_the_region_is_being_computed_and_reloads_when_done(
+    client_for, users, region, other_region
+):
+    # Another region's computation is none of this page's business.
+    ComputationRun.objects.create(region=other_region, status=ComputationRun.Status.RUNNING)
+    html = _english_html(client_for, _detail("PO04"))
+    assert "No results have been computed for this indicator yet." in html
+    assert "being computed" not in html
+    run = ComputationRun.objects.create(region=region, status=ComputationRun.Status.RUNNING)
+    html = _english_html(client_for, _detail("PO04"))
+    assert "The region's indicators are being computed" in html
+    status = reverse("indicators:run_status")
+    assert f'hx-get="{status}"' in html
+    viewer = _english(client_for("viewer"))
+    r = viewer.get(status, **HTMX)
+    assert r.status_code == 200
+    assert "being computed" in r.content.decode()
+    assert "HX-Refresh" not in r
+    run.status = ComputationRun.Status.DONE
+    run.save()
+    before = list(ComputationRun.objects.values_list("pk", "status").order_by("pk"))
+    r = viewer.get(status, **HTMX)
+    assert (r.status_code, r["HX-Refresh"], r.content) == (200, "true", b"")
+    # Without htmx: the catalogue, which says how the latest run went.
+    assert viewer.get(status)["Location"] == reverse("indicators:catalogue")
+    assert before == list(ComputationRun.objects.values_list("pk", "status").order_by("pk"))
+
+
 def test_it_answers_404_for_an_unknown_indicator(client_for, users):
     assert client_for("viewer").get(_detail("XX99")).status_code == 404
 

@@ -318,6 +318,10 @@ PAGES: dict[str, dict] = {
         "GET": row(LOGIN, 405, 405, 405, 405, 405, 405, 405, 405),
         "POST": row(LOGIN, 403, 403, 403, 403, 403, 302, 302, 302),
     },
+    "indicators:run_status": {  # htmx only: a plain request is sent to the catalogue
+        "GET": row(LOGIN, 403, 302, 302, 302, 302, 302, 302, 302),
+        "POST": NO_WRITE,
+    },
     "indicators:detail": {  # definitions are shared; results are the user's region's
         "GET": row(LOGIN, 403, 200, 200, 200, 200, 200, 200, 200),
         "POST": NO_WRITE,
