@@ -30,6 +30,11 @@ A run reads the shares it finds and makes the missing ones, so after one month i
 only that month's shares are computed again; the views are then assembled from the shares
 (``combine`` merges overlapping ones) and the cross-month logic runs on those small tables.
 
+Kept case rows (between runs, :class:`CaseState`): a ``per_patient`` definition's case rows
+over every period are kept as Parquet too; when files change, only the patients with a changed
+row (a set difference of the old and new files) get their rows computed again, from tables and
+views restricted to them (:meth:`Engine.update_states`), and the rest are copied.
+
 Dependency rule (incremental recomputation, :func:`dependent_periods`): the figure of a
 definition for result period P depends on the rows of its tables dated from
 ``P.start - lookback_days`` to ``P.end + lookahead_days`` (``"all"``: unbounded). When the
