@@ -381,6 +381,18 @@ def files_for(
     return out
 
 
+def union_files(
+    groups: Iterable[Mapping[str, Sequence[ExtractFile]]],
+) -> dict[str, list[ExtractFile]]:
+    """The files of several definitions' tables together, each once, in the order
+    :func:`files_for` gives them."""
+    chosen: dict[str, dict[int, ExtractFile]] = defaultdict(dict)
+    for group in groups:
+        for table, files in group.items():
+            chosen[table].update((f.id, f) for f in files)
+    return {t: sorted(g.values(), key=lambda f: (f.end, f.start, f.id)) for t, g in chosen.items()}
+
+
 def coverage(files: Iterable[ExtractFile]) -> dict[str, tuple[date, date]]:
     """First and last day covered by the active files of each table."""
     out: dict[str, tuple[date, date]] = {}
@@ -539,14 +551,12 @@ def changed_files(
     or a changed diagnosis or procedure file without its period's contacts."""
     before = {(t, p): c for t, p, c in old["files"]}
     paths = {(t, p): path for t, p, path in old["paths"]}
-    now = {(f.table, f.period): str(f.path) for group in files.values() for f in group}
-    if any(not Path(paths[entry]).exists() for entry in before.keys() - now.keys()):
-        return None
+    current = {(f.table, f.period): f for group in files.values() for f in group}
+    now = {entry: str(f.path) for entry, f in current.items()}
     changed = []
-    for entry in sorted(before.keys() | now.keys()):
+    for entry in sorted(before.keys() | current.keys()):
         table, period = entry
-        checksum = next((f.checksum for f in files.get(table, ()) if f.period == period), None)
-        if entry in before and before[entry] == checksum:
+        if entry in before and entry in current and before[entry] == current[entry].checksum:
             continue
         earlier = paths.get(entry) if entry in before else None
         if earlier is not None and not Path(earlier).exists():
@@ -854,8 +864,8 @@ class Engine:
         self.cache_dir = cache_dir
         self._present: dict[Path, set[str]] = {}  # share folder -> file names in it
         self._used: dict[Path, set[str]] = defaultdict(set)  # share folder -> used this run
-        self._table_files: dict[str, list[ExtractFile]] = {}
-        self._table_mode: dict[str, bool] = {}
+        # What each table's view reads now: its files, and whether restricted.
+        self._table_views: dict[str, tuple[list[ExtractFile], bool]] = {}
         #: While true, the tables and per-period views hold only the rows of the patients in
         #: the temp table ``affected`` (see :meth:`update_states`).
         self.restricted = False
@@ -907,16 +917,13 @@ class Engine:
     def set_files(self, table: str, files: Sequence[ExtractFile]) -> None:
         """Point the view ``table`` at ``files`` (typed empty when there are none), only at
         the rows of the ``affected`` patients while :attr:`restricted`."""
-        previous = self._table_files.get(table)
-        mode = self._table_mode.get(table)
-        if (
-            previous is not None
-            and [f.id for f in previous] == [f.id for f in files]
-            and mode == self.restricted
+        previous = self._table_views.get(table)
+        if previous is not None and ([f.id for f in previous[0]], previous[1]) == (
+            [f.id for f in files],
+            self.restricted,
         ):
             return
-        self._table_files[table] = list(files)
-        self._table_mode[table] = self.restricted
+        self._table_views[table] = (list(files), self.restricted)
         # A diagnosis or procedure belongs to its contact's patient.
         if self.restricted and table in _PATIENT_TABLES:
             only = " WHERE patient_key IN (SELECT patient_key FROM affected)"
@@ -957,7 +964,7 @@ class Engine:
     def _scoped(self, files: Mapping[str, Sequence[ExtractFile]]) -> Iterator[None]:
         """Point the given tables at all the rows of ``files`` for a while, then back (a
         share is always made whole, also in a run restricted to some patients)."""
-        saved = {t: self._table_files.get(t, []) for t in files}
+        saved = {t: self._table_views.get(t, ([], False))[0] for t in files}
         restricted, self.restricted = self.restricted, False
         try:
             for table, group in files.items():
@@ -982,13 +989,8 @@ class Engine:
             self._present[folder] = set(os.listdir(folder))
         filename = f"{period}.{key}.parquet"
         if filename not in self._present[folder]:
-            partial = folder / f".{uuid.uuid4().hex}.tmp"
-            try:
-                with self._scoped(files):
-                    self.con.execute(f"COPY ({sql()}) TO {_q(str(partial))} (FORMAT parquet)")
-                os.replace(partial, folder / filename)
-            finally:
-                partial.unlink(missing_ok=True)
+            with self._scoped(files):
+                self._copy_to(sql(), folder / filename)
             self._present[folder].add(filename)
         self._used[folder].add(filename)
         return folder / filename
@@ -1186,13 +1188,18 @@ class Engine:
                 )
         return " UNION ".join(parts)
 
-    def _write_state(self, state: CaseState, sql: str) -> None:
-        partial = state.path.with_name(f".{uuid.uuid4().hex}.tmp")
+    def _copy_to(self, sql: str, target: Path) -> None:
+        """Write the rows of ``sql`` as Parquet beside ``target`` and rename it, so that a
+        crash leaves no half-written file under the name."""
+        partial = target.with_name(f".{uuid.uuid4().hex}.tmp")
         try:
             self.con.execute(f"COPY ({sql}) TO {_q(str(partial))} (FORMAT parquet)")
-            os.replace(partial, state.path)
+            os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
+
+    def _write_state(self, state: CaseState, sql: str) -> None:
+        self._copy_to(sql, state.path)
         state.write_manifest()
 
     def update_states(self, catalogue: Catalogue, states: Sequence[CaseState]) -> None:
@@ -1204,13 +1211,7 @@ class Engine:
         changed = [c for state in states for c in state.changed]
         patients = self._affected_sql(changed) or "SELECT NULL::VARCHAR AS patient_key LIMIT 0"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE affected AS {patients}")
-        files: dict[str, dict[int, ExtractFile]] = defaultdict(dict)
-        for state in states:
-            for table, group in state.files.items():
-                files[table].update((f.id, f) for f in group)
-        in_use = {
-            t: sorted(g.values(), key=lambda f: (f.end, f.start, f.id)) for t, g in files.items()
-        }
+        in_use = union_files(state.files for state in states)
         self.restricted = True
         try:
             self.use_files(in_use)
@@ -1576,22 +1577,18 @@ def compute_blocks(
         new_states = [s for s in states.values() if not s.current]
         # One set of files for the rest of the run: the union of the windows of the other
         # planned definitions and the files of the states computed for all.
-        chosen: dict[str, dict[int, ExtractFile]] = defaultdict(dict)
+        groups: list[Mapping[str, Sequence[ExtractFile]]] = []
         views: set[str] = set()
         for code, periods in plan.items():
             definition = catalogue.get(code)
             if not periods or definition.form == "collected" or code in states:
                 continue
             views |= set(definition.views)
-            for table, group in files_for(definition, files, periods).items():
-                chosen[table].update((f.id, f) for f in group)
+            groups.append(files_for(definition, files, periods))
         for state in new_states:
             views |= set(state.definition.views)
-            for table, group in state.files.items():
-                chosen[table].update((f.id, f) for f in group)
-        in_use = {
-            t: sorted(g.values(), key=lambda f: (f.end, f.start, f.id)) for t, g in chosen.items()
-        }
+            groups.append(state.files)
+        in_use = union_files(groups)
         engine.use_files(in_use)
         engine.create_views(catalogue, materialise=views, files=in_use)
         engine.make_states(new_states)

@@ -608,17 +608,18 @@ def _prepare(
         replaced = list(replace.get(block.code, ()))
         if replaced != ["*"]:
             periods &= set(replaced)
-        stored: list[tuple] = []
-        if periods:
-            stored = _stored_rows(region, ids[block.code], periods)
-            same = _reproduced_periods(block, stored, units, version, definition)
-            if same:
-                kept[block.code] = sorted(same)
-                block = _take(block, ~np.isin(block.period, sorted(same)))
-                stored = [row for row in stored if row[1] not in same]
+        stored = _stored_rows(region, ids[block.code], periods) if periods else []
+        # Matched once: the cells of the periods kept are then left out of the match too.
+        match = _cell_match(block, stored, units)
+        same = _reproduced_periods(block, match, version, definition)
+        if same:
+            kept[block.code] = sorted(same)
+            rest = ~np.isin(block.period, kept[block.code])
+            block = _take(block, rest)
+            match = dataclasses.replace(match, found=match.found[rest], same=match.same[rest])
         block_suppression(block, definition)
         if replaced != ["*"]:
-            writes[block.code] = _cell_writes(block, stored, units, version)
+            writes[block.code] = _cell_writes(block, match, version, same)
         out.append(block)
     return out, kept, writes
 
@@ -651,13 +652,25 @@ def _stored_rows(region: Region, definition_ids: Sequence[int], periods: Iterabl
         ]  # SQLite gives is_complete as 0/1
 
 
-def _cell_match(
-    block: engine.Block, stored: Sequence[tuple], units: Mapping[str, int]
-) -> tuple[np.ndarray, np.ndarray, dict[str, tuple]]:
-    """Per cell of ``block``, the index of its stored row (-1: none) and whether that row
-    holds the same figures, comparison class and completeness (NaN and None equal; floats
-    within a relative 1e-9, since DuckDB's parallel sums may differ in the last bits); and
-    the stored columns by name."""
+@dataclass
+class _Match:
+    """The cells of a block against the stored rows of its periods: per cell the index of its
+    stored row (-1: none) and whether that row holds the same figures, comparison class and
+    completeness; the stored rows by column name."""
+
+    found: np.ndarray
+    same: np.ndarray
+    column: dict[str, tuple]
+
+    def stored(self, name: str, dtype=object) -> np.ndarray:
+        """The stored ``name`` of each cell's row (of row 0 for a cell without one)."""
+        return np.array(self.column[name], dtype=dtype)[np.where(self.found >= 0, self.found, 0)]
+
+
+def _cell_match(block: engine.Block, stored: Sequence[tuple], units: Mapping[str, int]) -> _Match:
+    """Match the cells of ``block`` with ``stored`` rows (``_STORED_FIELDS``); figures are
+    the same when NaN and None meet or floats are within a relative 1e-9, since DuckDB's
+    parallel sums may differ in the last bits."""
     cells = zip(
         block.period.tolist(),
         [units[u] if u else None for u in block.unit.tolist()],
@@ -668,40 +681,36 @@ def _cell_match(
     )
     row_of = {row[1:6]: i for i, row in enumerate(stored)}
     found = np.array([row_of.get(cell, -1) for cell in cells], dtype=np.int64)
-    same = found >= 0
-    at = np.where(same, found, 0)  # a cell without a row is changed whatever it is compared with
-    column = dict(zip(_STORED_FIELDS, zip(*stored, strict=True), strict=True))
+    column = dict(zip(_STORED_FIELDS, zip(*stored, strict=True), strict=True)) if stored else {}
+    match = _Match(found, found >= 0, column)
+    if not stored:
+        return match
     for name in _FIGURES:
-        old = np.array(column[name], dtype=float)[at]  # None becomes NaN
+        old = match.stored(name, float)  # None becomes NaN
         new = getattr(block, name).astype(float)
-        same &= np.isclose(new, old, rtol=1e-9, atol=0.0, equal_nan=True)
-    same &= np.array(column["comparison"], dtype=object)[at] == block.comparison
-    same &= np.array(column["is_complete"], dtype=bool)[at] == block.complete.astype(bool)
-    return found, same, column
+        match.same &= np.isclose(new, old, rtol=1e-9, atol=0.0, equal_nan=True)
+    match.same &= match.stored("comparison") == block.comparison
+    match.same &= match.stored("is_complete", bool) == block.complete.astype(bool)
+    return match
 
 
 def _reproduced_periods(
-    block: engine.Block,
-    stored: Sequence[tuple],
-    units: Mapping[str, int],
-    version: str,
-    definition: Definition,
+    block: engine.Block, match: _Match, version: str, definition: Definition
 ) -> set[str]:
-    """The periods of ``block`` whose ``stored`` rows (``_STORED_FIELDS``) it reproduces.
+    """The periods of ``block`` whose stored rows it reproduces.
 
     Reproduced: the stored rows are of definition ``version`` and are exactly the block's
     cells with the same figures (:func:`_cell_match`). Also the same cells must be primary:
     the pattern depends on the threshold only through them, so this catches a changed
     threshold without running disclosure control again.
     """
-    if not stored:
+    if not match.column:
         return set()
-    found, same, column = _cell_match(block, stored, units)
-    at = np.where(found >= 0, found, 0)
-    was_primary = np.array(column["suppression_reason"], dtype=object)[at] == "primary"
-    same &= was_primary == _primary(block, definition, threshold())
+    was_primary = match.stored("suppression_reason") == "primary"
+    same = match.same & (was_primary == _primary(block, definition, threshold()))
 
     changed = set(block.period[~same].tolist())
+    column = match.column
     versions = zip(column["period"], column["definition_version"], strict=True)
     changed |= {period for period, v in versions if v != version}
     # With every cell found, as many rows as cells means that no stored row is left over.
@@ -712,23 +721,22 @@ def _reproduced_periods(
 
 
 def _cell_writes(
-    block: engine.Block, stored: Sequence[tuple], units: Mapping[str, int], version: str
+    block: engine.Block, match: _Match, version: str, kept: Iterable[str]
 ) -> _CellWrites:
-    """Match a protected block (``block.reason`` set) with the stored rows of its periods."""
-    if not stored:
+    """The writes of a protected block (``block.reason`` set) to the stored rows of its
+    periods, but for those of the ``kept`` periods."""
+    if not match.column:
         return _CellWrites(np.full(len(block), -1, dtype=np.int64), np.zeros(len(block), bool), [])
-    found, same, column = _cell_match(block, stored, units)
-    at = np.where(found >= 0, found, 0)
     assert block.reason is not None
-    same &= np.array(column["suppression_reason"], dtype=object)[at] == block.reason
-    same &= np.array(column["definition_version"], dtype=object)[at] == version
-    ids = np.array(column["id"], dtype=np.int64)
-    matched = np.zeros(len(stored), dtype=bool)
-    matched[found[found >= 0]] = True
+    same = match.same & (match.stored("suppression_reason") == block.reason)
+    same &= match.stored("definition_version") == version
+    ids = np.array(match.column["id"], dtype=np.int64)
+    left = ~np.isin(np.array(match.column["period"], dtype=object), list(kept))
+    left[match.found[match.found >= 0]] = False
     return _CellWrites(
-        row_id=np.where(found >= 0, ids[at], -1),
+        row_id=np.where(match.found >= 0, ids[np.where(match.found >= 0, match.found, 0)], -1),
         same=same,
-        orphans=ids[~matched].tolist(),
+        orphans=ids[left].tolist(),
     )
 
 
