@@ -10,6 +10,8 @@ STYRKORT_JOBS          "poller" (default: a thread in the serving process picks 
                        `styrkort worker` process does the work)
 STYRKORT_CACHE_URL     "redis://…" in production; default is a file cache under the data dir
 STYRKORT_SUPPRESSION_THRESHOLD  small-number threshold for disclosure control (default 5)
+STYRKORT_COMPUTE_LOCK_TIMEOUT   seconds a computation waits for another one of the same region
+                       to end before it gives up (default 3600)
 STYRKORT_DEMO_SCALE    volume of the demo's synthetic extracts; 1 (default) is realistic for its
                        ~300,000 listed, e.g. 0.25 for a quicker demo on a slow machine
 """
@@ -233,6 +235,7 @@ CONTENT_SECURITY_POLICY = {
 STYRKORT_JOBS = os.environ.get("STYRKORT_JOBS", "poller")
 STYRKORT_SUPPRESSION_THRESHOLD = int(os.environ.get("STYRKORT_SUPPRESSION_THRESHOLD", "5"))
 STYRKORT_DEMO_SCALE = float(os.environ.get("STYRKORT_DEMO_SCALE", "1"))
+STYRKORT_COMPUTE_LOCK_TIMEOUT = float(os.environ.get("STYRKORT_COMPUTE_LOCK_TIMEOUT", "3600"))
 
 LOGGING = {
     "version": 1,

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import filelock
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -118,9 +119,25 @@ def derived_dir(region: Region) -> Path:
     return extract_dir() / "derived" / region.lan_code
 
 
+def derived_lock(region: Region) -> filelock.FileLock:
+    """The lock on a region's derived files, held by a computation from the moment it reads
+    which extracts are in force until its results are stored, and by a purge while it deletes
+    shares. A run deletes the shares and case states it did not use (made from files since
+    replaced), which would pull the files from under another run of the region reading
+    them; with the lock, runs of one region take turns. An operating-system lock on a file
+    beside the derived folder: it goes with the process that held it, also on a crash.
+    Waiting longer than ``STYRKORT_COMPUTE_LOCK_TIMEOUT`` seconds raises ``filelock.Timeout``.
+    """
+    folder = derived_dir(region).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    timeout = settings.STYRKORT_COMPUTE_LOCK_TIMEOUT
+    return filelock.FileLock(folder / f"{region.lan_code}.lock", timeout=timeout)
+
+
 def remove_derived(region: Region, period: str, path: str | Path | None = None) -> int:
     """Delete every derived share of ``period`` and the kept case rows made from the file
-    ``path`` (the engine makes them again when needed); returns how many files."""
+    ``path`` (the engine makes them again when needed); returns how many files. Call it
+    holding the region's :func:`derived_lock`."""
     removed = 0
     for share in derived_dir(region).glob(f"*/*/{period}.*.parquet"):
         share.unlink(missing_ok=True)
@@ -710,9 +727,14 @@ def purge(actor, version: ExtractVersion) -> ExtractVersion:
     path = version.full_path
 
     def delete_files() -> None:
-        Path(path).unlink(missing_ok=True)
-        # Shares derived from the purged file go with it.
-        remove_derived(m.region, version.period, path)
+        # A computation that began before the version was superseded may still be reading
+        # the file or its shares: they go when it has ended.
+        try:
+            with derived_lock(m.region):
+                Path(path).unlink(missing_ok=True)
+                remove_derived(m.region, version.period, path)
+        except filelock.Timeout:
+            log.warning("purged %s: its file is left for extracts-cleanup (region busy)", path)
 
     transaction.on_commit(delete_files)
     return version

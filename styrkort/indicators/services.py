@@ -20,10 +20,12 @@ import io
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -308,6 +310,74 @@ def compute(
     if unknown:
         raise KeyError(f"no indicator {', '.join(sorted(unknown))} in the catalogue")
     definitions = sync_definitions(catalogue)
+    run = ComputationRun.objects.create(
+        region=region,
+        started_by=actor if getattr(actor, "pk", None) else None,
+        job=job,
+        full=periods is None and not stale,
+        requested_periods=None if periods is None else [str(Period.parse(p)) for p in periods],
+        requested_tables=list(tables) if tables else None,
+    )
+    try:
+        with _region_turn(region, progress):
+            _compute(region, run, catalogue, definitions, periods, tables, stale, codes, actor,
+                     progress, started)  # fmt: skip
+    except Exception as exc:
+        ComputationRun.objects.filter(pk=run.pk).update(
+            status=ComputationRun.Status.FAILED,
+            finished_at=timezone.now(),
+            duration_seconds=time.monotonic() - started,
+            error=f"{type(exc).__name__}: {exc}"[:5000],
+        )
+        raise
+    return run
+
+
+class RegionBusy(Exception):
+    """Another computation (or a purge) of the region held its derived files for longer
+    than ``STYRKORT_COMPUTE_LOCK_TIMEOUT``."""
+
+
+@contextmanager
+def _region_turn(region: Region, progress: Progress | None) -> Iterator[None]:
+    """Wait for the region's :func:`~styrkort.extracts.services.derived_lock`, saying so in
+    the progress when another run holds it; hold it until the block ends."""
+    from styrkort.extracts.services import derived_lock
+
+    lock = derived_lock(region)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if progress:
+            progress(0, 1, _("waiting for another computation of the region to end"))
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise RegionBusy(
+                f"another computation of {region} has held its data for more than "
+                f"{lock.timeout:.0f} s; run this one again when it has ended"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _compute(
+    region: Region,
+    run: ComputationRun,
+    catalogue: Catalogue,
+    definitions: Mapping[str, IndicatorDefinition],
+    periods: Sequence[str] | None,
+    tables: Sequence[str] | None,
+    stale: bool,
+    codes: Sequence[str] | None,
+    actor,
+    progress: Progress | None,
+    started: float,
+) -> None:
+    """The body of :func:`compute`, with the region's turn taken: the extracts in force are
+    read only now, so a run that waited computes from what the one before it left."""
     files = active_files(region)
     changes: list[engine.Change] | None
     if stale:
@@ -319,104 +389,86 @@ def compute(
         changes = [engine.Change.of(t, p) for p in periods for t in sorted(chosen)]
     else:
         changes = None
-    run = ComputationRun.objects.create(
-        region=region,
-        started_by=actor if getattr(actor, "pk", None) else None,
-        job=job,
-        full=changes is None,
-        requested_periods=None if periods is None else [str(Period.parse(p)) for p in periods],
-        requested_tables=list(tables) if tables else None,
+    staffing = _staffing(region)
+    plan, replace = plan_compute(
+        catalogue,
+        files,
+        staffing,
+        changes=changes,
+        stored_versions=_stored_versions(region),
+        stored_periods=_stored_periods(region),
+        full_versions=_full_versions(region, catalogue.definitions),
     )
-    try:
-        staffing = _staffing(region)
-        plan, replace = plan_compute(
-            catalogue,
-            files,
-            staffing,
-            changes=changes,
-            stored_versions=_stored_versions(region),
-            stored_periods=_stored_periods(region),
-            full_versions=_full_versions(region, catalogue.definitions),
-        )
-        if codes is not None:
-            plan = {c: ps for c, ps in plan.items() if c in codes}
-            replace = {c: ps for c, ps in replace.items() if c in codes}
-        months = sorted({str(m) for ps in plan.values() for p in ps for m in p.months()})
-        units = _units(region)
-        listing = _listing(region, months)
-        finished = _finished_runs(region)
-        same_inputs = _same_inputs(region, catalogue, plan, replace, files, units, listing)
-        for code, same in same_inputs.items():
-            plan[code] = [p for p in plan[code] if str(p) not in same]
-            replace[code] = [p for p in replace[code] if p not in same]
-        blocks = engine.compute_blocks(
-            catalogue,
-            {code: ps for code, ps in plan.items() if ps},
-            units=units,
-            files=files,
-            listing=listing,
-            staffing=staffing,
-            progress=progress,
-            engine_options=_engine_options(region),
-        )
-        for block in blocks:
-            block.collected[THRESHOLD] = threshold()
-        # Compared and suppressed before the lock is taken, so that it is held only for the
-        # writes; a run that stored results in between means comparing again under the lock.
-        changed, kept, writes = _prepare(region, blocks, replace, definitions, catalogue)
-        with transaction.atomic():
-            Region.objects.select_for_update().filter(pk=region.pk).first()
-            if _finished_runs(region) != finished:
-                changed, kept, writes = _prepare(region, blocks, replace, definitions, catalogue)
-                # Periods left out for their inputs stay as that run stored them, unless it
-                # stored them from other inputs: theirs are the figures then.
-                planned = {c: [Period.parse(p) for p in ps] for c, ps in same_inputs.items()}
-                again = _same_inputs(region, catalogue, planned, {}, files, units, listing)
-                same_inputs = {
-                    code: [p for p in periods if p in again.get(code, ())]
-                    for code, periods in same_inputs.items()
-                }
-            restamp = [(b, kept.get(b.code, ())) for b in changed]
-            restamp += [
-                (_inputs_block(catalogue.get(code), files, units, listing, periods), periods)
+    if codes is not None:
+        plan = {c: ps for c, ps in plan.items() if c in codes}
+        replace = {c: ps for c, ps in replace.items() if c in codes}
+    months = sorted({str(m) for ps in plan.values() for p in ps for m in p.months()})
+    units = _units(region)
+    listing = _listing(region, months)
+    finished = _finished_runs(region)
+    same_inputs = _same_inputs(region, catalogue, plan, replace, files, units, listing)
+    for code, same in same_inputs.items():
+        plan[code] = [p for p in plan[code] if str(p) not in same]
+        replace[code] = [p for p in replace[code] if p not in same]
+    blocks = engine.compute_blocks(
+        catalogue,
+        {code: ps for code, ps in plan.items() if ps},
+        units=units,
+        files=files,
+        listing=listing,
+        staffing=staffing,
+        progress=progress,
+        engine_options=_engine_options(region),
+    )
+    for block in blocks:
+        block.collected[THRESHOLD] = threshold()
+    # Compared and suppressed before the lock is taken, so that it is held only for the
+    # writes; a run that stored results in between means comparing again under the lock.
+    changed, kept, writes = _prepare(region, blocks, replace, definitions, catalogue)
+    with transaction.atomic():
+        Region.objects.select_for_update().filter(pk=region.pk).first()
+        if _finished_runs(region) != finished:
+            changed, kept, writes = _prepare(region, blocks, replace, definitions, catalogue)
+            # Periods left out for their inputs stay as that run stored them, unless it
+            # stored them from other inputs: theirs are the figures then.
+            planned = {c: [Period.parse(p) for p in ps] for c, ps in same_inputs.items()}
+            again = _same_inputs(region, catalogue, planned, {}, files, units, listing)
+            same_inputs = {
+                code: [p for p in periods if p in again.get(code, ())]
                 for code, periods in same_inputs.items()
-            ]
-            written, replaced, unchanged = _store(
-                region, run, changed, replace, restamp, definitions, catalogue, writes
-            )
-            used = sorted({f.id for b in blocks for f in b.files})
-            run.extract_versions.set(used)
-            run.status = ComputationRun.Status.DONE
-            run.finished_at = timezone.now()
-            run.duration_seconds = time.monotonic() - started
-            run.computed = {code: [str(p) for p in ps] for code, ps in plan.items() if ps}
-            run.full_versions = {
-                code: definitions[code].version
-                for code, periods in replace.items()
-                if list(periods) == ["*"]
             }
-            run.results_written = written
-            run.results_replaced = replaced
-            run.results_unchanged = unchanged
-            run.save()
-            record(
-                actor,
-                "create",
-                run,
-                after=snapshot(
-                    run, ["region", "full", "requested_periods", "results_written", "status"]
-                ),
-                note=summarise(run),
-            )
-    except Exception as exc:
-        ComputationRun.objects.filter(pk=run.pk).update(
-            status=ComputationRun.Status.FAILED,
-            finished_at=timezone.now(),
-            duration_seconds=time.monotonic() - started,
-            error=f"{type(exc).__name__}: {exc}"[:5000],
+        restamp = [(b, kept.get(b.code, ())) for b in changed]
+        restamp += [
+            (_inputs_block(catalogue.get(code), files, units, listing, periods), periods)
+            for code, periods in same_inputs.items()
+        ]
+        written, replaced, unchanged = _store(
+            region, run, changed, replace, restamp, definitions, catalogue, writes
         )
-        raise
-    return run
+        used = sorted({f.id for b in blocks for f in b.files})
+        run.extract_versions.set(used)
+        run.status = ComputationRun.Status.DONE
+        run.finished_at = timezone.now()
+        run.duration_seconds = time.monotonic() - started
+        run.computed = {code: [str(p) for p in ps] for code, ps in plan.items() if ps}
+        run.full_versions = {
+            code: definitions[code].version
+            for code, periods in replace.items()
+            if list(periods) == ["*"]
+        }
+        run.results_written = written
+        run.results_replaced = replaced
+        run.results_unchanged = unchanged
+        run.save()
+        record(
+            actor,
+            "create",
+            run,
+            after=snapshot(
+                run, ["region", "full", "requested_periods", "results_written", "status"]
+            ),
+            note=summarise(run),
+        )
 
 
 def summarise(run: ComputationRun) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +125,46 @@ def test_it_purges_a_superseded_version(
     assert entry.actor == analyst
     with pytest.raises(services.UploadError):
         services.purge(analyst, old)
+
+
+def test_it_deletes_a_purged_file_only_when_the_running_computation_has_ended(
+    v1, analyst, region, sample_dir, django_capture_on_commit_callbacks
+):
+    services.ingest(analyst, region, PERIOD, {"contacts": changed_contacts(sample_dir)})
+    old = ExtractVersion.objects.get(table="contacts", version=1)
+    holding, releasing = threading.Event(), threading.Event()
+
+    def computation() -> None:
+        with services.derived_lock(region):
+            holding.set()
+            time.sleep(0.3)
+            # Still there while the computation may read it.
+            releasing.set() if old.full_path.exists() else None
+
+    other = threading.Thread(target=computation)
+    other.start()
+    holding.wait(5)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.purge(analyst, old)
+    other.join()
+    assert releasing.is_set()
+    assert not old.full_path.exists()
+
+
+def test_it_leaves_a_purged_file_to_cleanup_when_the_region_stays_busy(
+    v1, analyst, region, sample_dir, settings, django_capture_on_commit_callbacks, caplog
+):
+    services.ingest(analyst, region, PERIOD, {"contacts": changed_contacts(sample_dir)})
+    old = ExtractVersion.objects.get(table="contacts", version=1)
+    settings.STYRKORT_COMPUTE_LOCK_TIMEOUT = 0.1
+    with services.derived_lock(region), django_capture_on_commit_callbacks(execute=True):
+        services.purge(analyst, old)
+    assert old.full_path.exists()
+    assert "left for extracts-cleanup" in caplog.text
+    old.refresh_from_db()
+    assert old.status == ExtractVersion.Status.PURGED
+    services.cleanup()
+    assert not old.full_path.exists()
 
 
 def test_it_refuses_to_purge_the_version_in_force(v1, analyst, extract_dirs):

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.http import Http404
+from django.utils import translation
 
+from styrkort.extracts.services import derived_lock
 from styrkort.history.models import ChangeRecord
 from styrkort.indicators import engine, services
 from styrkort.indicators.catalogue import load_catalogue
@@ -126,6 +130,50 @@ def test_it_keeps_the_previous_provenance_when_storing_fails(
         services.compute(region, stale=True)
     assert dict(IndicatorResult.objects.values_list("id", "run_id")) == before
     assert dict(IndicatorResult.objects.values_list("id", "numerator")) == figures
+    assert services.stale_changes(region) == [engine.Change.of("contacts", "2025-03")]
+
+
+def test_it_waits_while_another_run_of_the_region_holds_its_data(
+    region, users, unit_a, extract_dir
+):
+    _monthly(region, users["analyst"], extract_dir)
+    holding, released = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with derived_lock(region):
+            holding.set()
+            time.sleep(0.3)
+            released.set()
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    holding.wait(5)
+    messages: list[str] = []
+    with translation.override("en"):
+        run = services.compute(region, progress=lambda done, total, m: messages.append(m))
+    thread.join()
+    assert released.is_set()
+    assert run.status == ComputationRun.Status.DONE
+    assert messages[0] == "waiting for another computation of the region to end"
+
+
+def test_it_gives_up_when_the_region_stays_busy_and_changes_nothing(
+    region, users, unit_a, extract_dir, settings
+):
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    figures = set(IndicatorResult.objects.values_list("id", "run_id", "numerator"))
+    march = [r for r in e.contacts if r["contact_date"].month == 3][1:]
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    history = ChangeRecord.objects.count()
+    settings.STYRKORT_COMPUTE_LOCK_TIMEOUT = 0.1
+    with derived_lock(region), pytest.raises(services.RegionBusy, match="run this one again"):
+        services.compute(region, stale=True, actor=users["analyst"])
+    failed = ComputationRun.objects.order_by("-pk").first()
+    assert failed.status == ComputationRun.Status.FAILED
+    assert "RegionBusy" in failed.error
+    assert set(IndicatorResult.objects.values_list("id", "run_id", "numerator")) == figures
+    assert ChangeRecord.objects.count() == history
     assert services.stale_changes(region) == [engine.Change.of("contacts", "2025-03")]
 
 
@@ -688,3 +736,12 @@ def test_the_command_refuses_bad_input(region, users, extract_dir):
     with pytest.raises(CommandError, match="no user"):
         call_command("compute", "--user", "ghost")
     assert not ComputationRun.objects.exists()
+
+
+def test_the_command_says_when_the_region_stays_busy(region, users, extract_dir, settings):
+    from django.core.management import CommandError
+
+    settings.STYRKORT_COMPUTE_LOCK_TIMEOUT = 0.1
+    with derived_lock(region), pytest.raises(CommandError, match="run this one again"):
+        call_command("compute", "--user", "analyst", stderr=io.StringIO())
+    assert not IndicatorResult.objects.exists()

@@ -83,6 +83,8 @@ class Command(BaseCommand):
             )
         except PermissionDenied:
             raise CommandError(f"{actor} may not compute indicators for {region}")
+        except services.RegionBusy as exc:
+            raise CommandError(str(exc))
         self.stdout.write(services.summarise(run))
 
     def _region(self, lan: str | None, actor) -> Region:
