@@ -10,7 +10,9 @@ class ExtractsConfig(AppConfig):
 
     def ready(self) -> None:
         from styrkort.extracts import services
+        from styrkort.indicators.services import feeds_results
         from styrkort.jobs.services import register, register_startup
 
         register(services.JOB_KIND, services.ingest_job)
+        feeds_results(services.JOB_KIND)
         register_startup(services.cleanup)

@@ -54,6 +54,50 @@ log = logging.getLogger(__name__)
 JOB_KIND = "indicators.compute"
 Progress = Callable[[int, int, str], None]
 
+#: Job kinds that load extracts from which results are then computed (an upload, the demo's
+#: background loading), registered by their apps with :func:`feeds_results`.
+_FEEDING_JOBS: set[str] = set()
+
+
+def feeds_results(kind: str) -> None:
+    """Declare that a job of ``kind`` loads data the region's indicators are computed from,
+    so that pages without results say they are coming (:func:`pending_work`)."""
+    _FEEDING_JOBS.add(kind)
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """What will bring a region's results: a computation (``computing``) or a job loading
+    extracts, with the time it started (or was queued)."""
+
+    computing: bool
+    since: object  # datetime
+
+
+def pending_work(region: Region) -> PendingWork | None:
+    """The computation of ``region`` running now, else a queued or running job of one of its
+    users that computes its indicators or loads extracts for them; None when nothing is on
+    its way."""
+    from styrkort.jobs.models import Job
+
+    run = ComputationRun.objects.filter(
+        region=region, status=ComputationRun.Status.RUNNING
+    ).first()
+    if run is not None:
+        return PendingWork(True, run.started_at)
+    job = (
+        Job.objects.filter(
+            kind__in=[JOB_KIND, *sorted(_FEEDING_JOBS)],
+            status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+            created_by__membership__region=region,
+        )
+        .order_by("created")
+        .first()
+    )
+    if job is None:
+        return None
+    return PendingWork(job.kind == JOB_KIND, job.started or job.created)
+
 
 # ----------------------------------------------------------------------------------------------
 # Definitions

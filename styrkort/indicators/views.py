@@ -175,28 +175,21 @@ def catalogue(request):
     )
 
 
-def _running_run(user) -> ComputationRun | None:
-    """The computation of the user's region that is running now, if any."""
-    region = access.get_region_for_user(user)
-    return ComputationRun.objects.filter(
-        region=region, status=ComputationRun.Status.RUNNING
-    ).first()
-
-
 @login_required
 @require_GET
 def run_status(request):
-    """The line saying that the region's indicators are being computed, polled by htmx while
-    a page waits for results; once no computation runs, htmx is told to reload the page."""
+    """The line saying that the region's results are on their way (being computed, or their
+    extracts being loaded), polled by htmx while a page waits for results; once nothing is on
+    its way, htmx is told to reload the page."""
     access.require(request.user, "view")
     if not getattr(request, "htmx", None):
         return redirect("indicators:catalogue")  # which says how the latest run went
-    run = _running_run(request.user)
-    if run is None:
+    pending = services.pending_work(access.get_region_for_user(request.user))
+    if pending is None:
         response = HttpResponse("")
         response["HX-Refresh"] = "true"
         return response
-    return render(request, "indicators/_run_status.html", {"running": run})
+    return render(request, "indicators/_run_status.html", {"pending": pending})
 
 
 @login_required
@@ -449,7 +442,9 @@ def detail(request, code: str):
         ],
         "unit_label": info["unit_label"],
         "is_analyst": access.sees_unsuppressed(request.user, None),
-        "running": None if region_rows else _running_run(request.user),
+        "pending": None
+        if region_rows
+        else services.pending_work(access.get_region_for_user(request.user)),
     }
     if _wants_fragment(request, "series"):
         context.update(_series_context(info, region_rows, kind), period=period)

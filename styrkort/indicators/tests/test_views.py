@@ -307,6 +307,33 @@ def test_it_says_that_the_region_is_being_computed_and_reloads_when_done(
     assert before == list(ComputationRun.objects.values_list("pk", "status").order_by("pk"))
 
 
+def test_it_says_that_the_region_is_loading_extracts_and_reloads_when_done(
+    client_for, users, region, other_region
+):
+    from styrkort.extracts.services import JOB_KIND as INGEST
+    from styrkort.web.demo import JOB_KIND as DEMO
+
+    # Another region's upload and this region's registry import bring no results here.
+    Job.objects.create(kind=INGEST, created_by=users["outsider"])
+    Job.objects.create(kind="organisation.import", created_by=users["analyst"])
+    html = _english_html(client_for, _detail("PO04"))
+    assert "No results have been computed for this indicator yet." in html
+    assert "being loaded" not in html
+    status = reverse("indicators:run_status")
+    viewer = _english(client_for("viewer"))
+    for kind in (DEMO, INGEST):
+        job = Job.objects.create(kind=kind, created_by=users["analyst"])
+        html = _english_html(client_for, _detail("PO04"))
+        assert "The region's extracts are being loaded" in html
+        assert f'hx-get="{status}"' in html
+        assert "being loaded" in viewer.get(status, **HTMX).content.decode()
+        job.status = Job.Status.DONE
+        job.save()
+        assert viewer.get(status, **HTMX)["HX-Refresh"] == "true"
+    Job.objects.create(kind=services.JOB_KIND, created_by=users["analyst"])
+    assert "being computed" in viewer.get(status, **HTMX).content.decode()
+
+
 def test_it_answers_404_for_an_unknown_indicator(client_for, users):
     assert client_for("viewer").get(_detail("XX99")).status_code == 404
 
