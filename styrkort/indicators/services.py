@@ -80,9 +80,7 @@ def pending_work(region: Region) -> PendingWork | None:
     its way."""
     from styrkort.jobs.models import Job
 
-    run = ComputationRun.objects.filter(
-        region=region, status=ComputationRun.Status.RUNNING
-    ).first()
+    run = ComputationRun.objects.filter(region=region, status=ComputationRun.Status.RUNNING).first()
     if run is not None:
         return PendingWork(True, run.started_at)
     job = (
