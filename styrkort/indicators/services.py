@@ -24,6 +24,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import filelock
 import numpy as np
@@ -235,28 +236,21 @@ def stale_changes(region: Region, catalogue: Catalogue | None = None) -> list[en
 # ----------------------------------------------------------------------------------------------
 
 
-def _stored_periods(region: Region) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = defaultdict(set)
+def _stored(region: Region) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per indicator code, the definition versions and the periods of the region's stored
+    results, from one pass over them."""
+    codes = dict(IndicatorDefinition.objects.values_list("pk", "code"))
+    versions: dict[str, set[str]] = defaultdict(set)
+    periods: dict[str, set[str]] = defaultdict(set)
     rows = (
         IndicatorResult.objects.filter(region=region)
-        .values_list("definition__code", "period")
+        .values_list("definition_id", "definition_version", "period")
         .distinct()
     )
-    for code, period in rows:
-        out[code].add(period)
-    return out
-
-
-def _stored_versions(region: Region) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = defaultdict(set)
-    rows = (
-        IndicatorResult.objects.filter(region=region)
-        .values_list("definition__code", "definition_version")
-        .distinct()
-    )
-    for code, version in rows:
-        out[code].add(version)
-    return out
+    for definition_id, version, period in rows:
+        versions[codes[definition_id]].add(version)
+        periods[codes[definition_id]].add(period)
+    return versions, periods
 
 
 def _full_versions(region: Region, codes: Iterable[str]) -> dict[str, str]:
@@ -432,13 +426,14 @@ def _compute(
     else:
         changes = None
     staffing = _staffing(region)
+    stored_versions, stored_periods = _stored(region)
     plan, replace = plan_compute(
         catalogue,
         files,
         staffing,
         changes=changes,
-        stored_versions=_stored_versions(region),
-        stored_periods=_stored_periods(region),
+        stored_versions=stored_versions,
+        stored_periods=stored_periods,
         full_versions=_full_versions(region, catalogue.definitions),
     )
     if codes is not None:
@@ -1100,8 +1095,7 @@ def suppression_counts(kind: str, numerator, denominator) -> tuple[int | None, i
     return None, whole(denominator)  # mean, median
 
 
-@dataclass(frozen=True)
-class SCell:
+class SCell(NamedTuple):
     """A result cell as disclosure control sees it."""
 
     key: Hashable

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -47,8 +47,7 @@ class SuppressionError(ValueError):
     """The table cannot be protected as given (e.g. a needed total cell is missing)."""
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
     """One published cell.
 
     ``key`` is the caller's identifier, returned in the result. ``unit`` identifies the care
@@ -56,7 +55,8 @@ class Cell:
     codes take no part in the sex equation. ``region`` is the region the unit's figures add
     up to (``None``: the cell is in no unit equation). ``stratum`` is everything else that
     must be equal for cells to add up (indicator, period, age band). ``is_region_total``
-    marks the region's own cell, which equals the sum of its units.
+    marks the region's own cell, which equals the sum of its units. A named tuple rather
+    than a frozen dataclass: disclosure control of a recompute makes some hundred thousand.
 
     ``numerator``/``denominator`` are counts; ``None`` means the quantity does not exist for
     this cell (e.g. a mean has no count numerator). A cell with both ``None`` is not
@@ -94,7 +94,10 @@ def is_primary(
     group would reveal something about every member, but that group is already suppressed
     by its denominator. Missing quantities (``None``) are not tested.
     """
-    threshold = _check_threshold(threshold)
+    return _is_primary(numerator, denominator, _check_threshold(threshold))
+
+
+def _is_primary(numerator: int | None, denominator: int | None, threshold: int) -> bool:
     if numerator is not None and 0 < numerator < threshold:
         return True
     return denominator is not None and denominator < threshold
@@ -183,16 +186,22 @@ def suppress(
     hidden: dict[Hashable, Reason] = {
         c.key: "primary"
         for c in table
-        if c.available and is_primary(c.numerator, c.denominator, threshold)
+        if c.available and _is_primary(c.numerator, c.denominator, threshold)
     }
-    equations = _equations(table)
+    # What does not change while cells are hidden, worked out once per equation: its cells
+    # and how many of them are unknown anyway.
+    equations = [
+        (eq, present, eq.absent_parts + sum(1 for c in present if not c.available))
+        for eq in _equations(table)
+        for present in [eq.parts + ([eq.margin] if eq.margin is not None else [])]
+    ]
 
     changed = True
     while changed:
         changed = False
-        for eq in equations:
-            present = eq.parts + ([eq.margin] if eq.margin is not None else [])
-            unknown = eq.absent_parts + sum(1 for c in present if not c.available)
+        for eq, present, unknown in equations:
+            if unknown > 1:
+                continue
             suppressed = [c for c in present if c.key in hidden]
             if unknown + len(suppressed) != 1 or not suppressed:
                 continue
