@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -72,7 +73,7 @@ class PendingWork:
     extracts, with the time it started (or was queued)."""
 
     computing: bool
-    since: object  # datetime
+    since: datetime
 
 
 def pending_work(region: Region) -> PendingWork | None:
@@ -334,7 +335,9 @@ def compute(
     ``actor`` (None for the command line without ``--user``) needs the ``compute`` capability
     in ``region``. The run row is created first (status running) so pages can show it; the
     results are written in one transaction with the run's completion and its history entry,
-    so a failure leaves the previous results in force and the run marked failed.
+    so a failure leaves the previous results in force and the run marked failed. Runs of one
+    region take turns (:func:`_region_turn`): a run waits while another one holds the
+    region's derived files, and fails with :class:`RegionBusy` when that lasts too long.
     """
     if actor is not None:
         access.require(actor, "compute")
