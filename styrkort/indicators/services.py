@@ -240,7 +240,7 @@ def stale_changes(region: Region, catalogue: Catalogue | None = None) -> list[en
 def _stored(region: Region) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Per indicator code, the definition versions and the periods of the region's stored
     results, from one pass over them."""
-    codes = dict(IndicatorDefinition.objects.values_list("pk", "code"))
+    codes = {pk: code for code, pks in _definition_ids().items() for pk in pks}
     versions: dict[str, set[str]] = defaultdict(set)
     periods: dict[str, set[str]] = defaultdict(set)
     rows = (
