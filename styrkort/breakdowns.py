@@ -44,8 +44,9 @@ def age_band(age: int, bands: tuple[str, ...] = AGE_BANDS) -> str:
 
 
 @functools.cache
+@functools.cache
 def report_band(fine_band: str) -> str:
-    """The report band that contains a fine band."""
+    """The report band that contains a fine band (cached: asked once per listing row)."""
     return age_band(band_bounds(fine_band)[0], REPORT_AGE_BANDS)
 
 

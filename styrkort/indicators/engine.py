@@ -68,6 +68,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from styrkort.breakdowns import ALL_AGES, REPORT_AGE_BANDS, TOTAL, band_bounds, report_band
 from styrkort.indicators import vectorised
@@ -189,6 +190,9 @@ class Block:
     collected: dict = field(default_factory=dict)
     listed: dict[str, str] = field(default_factory=dict)
     reason: np.ndarray | None = None  # public suppression pattern, set by the service layer
+    #: Planned periods left out because their case rows are the earlier state's, each with
+    #: the files (table, period, checksum) its stored figures must have been computed from.
+    untouched: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.unit)
@@ -486,6 +490,10 @@ class CaseState:
     files change, only the patients with a changed row need their case rows again: the rest
     are copied from the earlier state ``previous``, made from the files in force but for
     ``changed``. ``previous`` None: the rows are computed for everyone.
+
+    Once brought up to date (:meth:`Engine.update_states`), ``touched`` holds the months (or,
+    for cases counted per period, the periods) in which those patients' case rows differ
+    from the earlier state's, and ``earlier`` the files the earlier state was made from.
     """
 
     definition: Definition
@@ -495,6 +503,17 @@ class CaseState:
     path: Path
     previous: Path | None = None
     changed: list[ChangedFile] = field(default_factory=list)
+    earlier: list[ExtractFile] = field(default_factory=list)
+    touched: set[str] | None = None
+
+    def untouched(self, period: Period) -> bool:
+        """Whether ``period``'s case rows are exactly the earlier state's (False when
+        unknown): its figures are then those computed from the earlier files."""
+        if self.touched is None:
+            return False
+        if self.definition.uses_periods:
+            return str(period) not in self.touched
+        return not any(str(m) in self.touched for m in period.months())
 
     @property
     def current(self) -> bool:
@@ -569,6 +588,12 @@ def changed_files(
                 return None
         changed.append(ChangedFile(table, period, earlier, now.get(entry), contacts))
     return changed
+
+
+def _manifest_files(manifest: Mapping) -> list[ExtractFile]:
+    """The files a state manifest names (no version ids: they are matched by content)."""
+    paths = {(t, p): path for t, p, path in manifest["paths"]}
+    return [ExtractFile(-1, t, p, 0, Path(paths[(t, p)]), c) for t, p, c in manifest["files"]]
 
 
 def remove_states(cache_dir: Path, path: str | Path) -> int:
@@ -1157,6 +1182,7 @@ class Engine:
             # Past half the files, computing everyone's rows is as quick.
             if changed is not None and len(changed) <= len(manifest["files"]) // 2:
                 state.previous, state.changed = rows, changed
+                state.earlier = _manifest_files(old)
                 break
         return state
 
@@ -1220,12 +1246,32 @@ class Engine:
             for state in states:
                 self.set_periods(state.periods)
                 assert state.previous is not None
+                earlier = f"SELECT * FROM read_parquet({_q(str(state.previous))})"
+                self.con.execute(
+                    "CREATE OR REPLACE TEMP TABLE fresh AS "
+                    + _cases_sql(state.definition, None, None)
+                )
                 self._write_state(
                     state,
-                    f"SELECT * FROM read_parquet({_q(str(state.previous))}) "
-                    "WHERE patient_key NOT IN (SELECT patient_key FROM affected) "
-                    f"UNION ALL {_cases_sql(state.definition, None, None)}",
+                    f"{earlier} WHERE patient_key NOT IN (SELECT patient_key FROM affected) "
+                    "UNION ALL SELECT * FROM fresh",
                 )
+                # The other patients' rows are copied, so a month (period) whose rows of
+                # these patients are the same as before has exactly the earlier case rows.
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE before AS {earlier} "
+                    "WHERE patient_key IN (SELECT patient_key FROM affected)"
+                )
+                key = "period" if state.definition.uses_periods else "month"
+                state.touched = {
+                    k
+                    for (k,) in self.con.execute(
+                        f"SELECT DISTINCT {key} FROM ((FROM fresh EXCEPT ALL FROM before) "
+                        "UNION ALL (FROM before EXCEPT ALL FROM fresh))"
+                    ).fetchall()
+                }
+            self.con.execute("DROP TABLE IF EXISTS fresh")
+            self.con.execute("DROP TABLE IF EXISTS before")
         finally:
             self.restricted = False
 
@@ -1358,14 +1404,11 @@ def empty_block(code: str) -> Block:
 def _col(table: pa.Table, name: str, dtype=float) -> np.ndarray:
     if name not in table.column_names:
         return np.full(table.num_rows, np.nan)
-    arr = table.column(name).to_numpy(zero_copy_only=False)
+    column = table.column(name)
     if dtype is float:
-        return (
-            np.array([np.nan if v is None else v for v in arr], dtype=float)
-            if (arr.dtype == object)
-            else arr.astype(float)
-        )
-    return arr.astype(object)
+        # Cast in Arrow: nulls become NaN without a Python loop over the cells.
+        return pc.fill_null(pc.cast(column, pa.float64()), np.nan).to_numpy()
+    return column.to_numpy(zero_copy_only=False).astype(object)
 
 
 def _sd(n: np.ndarray, s: np.ndarray, ss: np.ndarray) -> np.ndarray:
@@ -1558,8 +1601,14 @@ def compute_blocks(
     staffing: Sequence[StaffingRow],
     progress: Callable[[int, int, str], None] | None = None,
     engine_options: Mapping | None = None,
+    skip_untouched: Container[str] = (),
 ) -> list[Block]:
-    """Compute the planned periods of each planned definition; returns one Block each."""
+    """Compute the planned periods of each planned definition; returns one Block each.
+
+    A definition in ``skip_untouched`` whose kept case rows were brought up to date leaves
+    out the periods in which they did not change (``Block.untouched``): the caller keeps
+    their stored figures once it has checked that they were computed from the earlier files.
+    """
     engine = Engine(units, listing, **(engine_options or {}))
     try:
         # Per-patient definitions read their cases from rows kept between runs: brought up
@@ -1607,8 +1656,20 @@ def compute_blocks(
             if definition.form == "collected":
                 listed = engine.listed_for(periods)
                 blocks.append(collected_block(definition, periods, staffing, listed))
-            else:
-                blocks.append(engine.run(definition, periods, files, covered, states.get(code)))
+                continue
+            state = states.get(code)
+            untouched: dict[str, list[tuple[str, str, str]]] = {}
+            if state is not None and code in skip_untouched:
+                for p in periods:
+                    if p.kind in definition.period_types and state.untouched(p):
+                        chosen = files_for(definition, state.earlier, [p])
+                        untouched[str(p)] = sorted(
+                            (f.table, f.period, f.checksum) for g in chosen.values() for f in g
+                        )
+                periods = [p for p in periods if str(p) not in untouched]
+            block = engine.run(definition, periods, files, covered, state)
+            block.untouched = untouched
+            blocks.append(block)
         engine.prune()
         engine.prune_states(states.values())
         if progress:

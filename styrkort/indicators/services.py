@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import filelock
 import numpy as np
@@ -450,16 +450,16 @@ def _compute(
     for code, same in same_inputs.items():
         plan[code] = [p for p in plan[code] if str(p) not in same]
         replace[code] = [p for p in replace[code] if p not in same]
+    inputs = {"units": units, "files": files, "listing": listing, "staffing": staffing}
     blocks = engine.compute_blocks(
         catalogue,
         {code: ps for code, ps in plan.items() if ps},
-        units=units,
-        files=files,
-        listing=listing,
-        staffing=staffing,
         progress=progress,
         engine_options=_engine_options(region),
+        skip_untouched={code for code, ps in replace.items() if list(ps) != ["*"]},
+        **inputs,
     )
+    blocks = _keep_untouched(region, catalogue, blocks, plan, replace, same_inputs, inputs)
     for block in blocks:
         block.collected[THRESHOLD] = threshold()
     # Compared and suppressed before the lock is taken, so that it is held only for the
@@ -485,7 +485,11 @@ def _compute(
         written, replaced, unchanged = _store(
             region, run, changed, replace, restamp, definitions, catalogue, writes
         )
-        used = sorted({f.id for b in blocks for f in b.files})
+        used = {f.id for b in blocks for f in b.files}
+        for code, kept_periods in same_inputs.items():
+            window = [Period.parse(p) for p in kept_periods]
+            chosen = engine.files_for(catalogue.get(code), files, window)
+            used |= {f.id for group in chosen.values() for f in group}
         run.extract_versions.set(used)
         run.status = ComputationRun.Status.DONE
         run.finished_at = timezone.now()
@@ -509,6 +513,73 @@ def _compute(
             ),
             note=summarise(run),
         )
+
+
+def _keep_untouched(
+    region: Region,
+    catalogue: Catalogue,
+    blocks: list[engine.Block],
+    plan: dict[str, list[Period]],
+    replace: dict[str, list[str]],
+    same_inputs: dict[str, list[str]],
+    inputs: Mapping[str, Any],
+) -> list[engine.Block]:
+    """Settle the periods the engine left out because their case rows did not change
+    (``Block.untouched``).
+
+    Their stored figures stand, as those of ``same_inputs`` do (they are added to it and
+    taken out of ``plan`` and ``replace``), when they were computed from the files the
+    earlier case rows were made from. Otherwise (the rows were brought up to date by a run
+    whose results were not stored, say) they are computed now and joined to their block.
+    """
+    again: dict[str, list[Period]] = {}
+    for block in blocks:
+        if not block.untouched:
+            continue
+        code, untouched = block.code, block.untouched
+        block.untouched = {}
+        periods = [Period.parse(p) for p in untouched]
+        kept = set(
+            _stored_from(
+                region,
+                catalogue.get(code),
+                periods,
+                inputs["files"],
+                inputs["units"],
+                inputs["listing"],
+                extracts=untouched,
+            )  # fmt: skip
+        )
+        if kept:
+            same_inputs[code] = [*same_inputs.get(code, ()), *sorted(kept)]
+            plan[code] = [p for p in plan[code] if str(p) not in kept]
+            replace[code] = [p for p in replace[code] if p not in kept]
+        if rest := [p for p in periods if str(p) not in kept]:
+            again[code] = rest
+    if not again:
+        return blocks
+    extra = {b.code: b for b in engine.compute_blocks(catalogue, again, **inputs)}
+    return [_joined(b, extra[b.code]) if b.code in extra else b for b in blocks]
+
+
+def _joined(a: engine.Block, b: engine.Block) -> engine.Block:
+    """The cells of two blocks of one definition (different periods) in the engine's order
+    (period, unit, sex, age band), with the inputs of both."""
+    columns = {
+        f.name: np.concatenate([value, getattr(b, f.name)])
+        for f in dataclasses.fields(a)
+        if isinstance(value := getattr(a, f.name), np.ndarray)
+    }
+    order = np.lexsort(
+        [columns[name].astype(str) for name in ("age_band", "sex", "unit", "period")]
+    )
+    return dataclasses.replace(
+        a,
+        **{name: column[order] for name, column in columns.items()},
+        files=list({f.id: f for f in [*a.files, *b.files]}.values()),
+        collected={**a.collected, **b.collected},
+        listed={**a.listed, **b.listed},
+    )
 
 
 def summarise(run: ComputationRun) -> str:
@@ -599,47 +670,68 @@ def _same_inputs(
     Periods replaced in full (``["*"]``: a new definition version) and collected-data
     definitions (cheap, no extract) are always computed.
     """
-    ids = _definition_ids()
-    covered = engine.coverage(files)
-    listed_months = {r.month for r in listing}
     out: dict[str, list[str]] = {}
     for code, periods in plan.items():
         definition = catalogue.get(code)
         if not periods or definition.form == "collected" or list(replace.get(code, ())) == ["*"]:
             continue
-        wanted = {str(p): p for p in periods}
-        stored: dict[str, set[tuple[int, bool]]] = defaultdict(set)
-        rows = (
-            IndicatorResult.objects.filter(
-                region=region, definition_id__in=ids[code], period__in=list(wanted)
-            )
-            .values_list("period", "inputs_id", "is_complete")
-            .distinct()
-        )
-        for period, inputs_id, complete in rows:
-            stored[period].add((inputs_id, complete))
-        single = {p: next(iter(s)) for p, s in stored.items() if len(s) == 1}
-        if not single:
+        same = _stored_from(region, definition, periods, files, units, listing)
+        if same:
+            out[code] = same
+    return out
+
+
+def _stored_from(
+    region: Region,
+    definition: Definition,
+    periods: Iterable[Period],
+    files: Sequence[engine.ExtractFile],
+    units: Mapping[str, int],
+    listing: Sequence[engine.ListingRow],
+    extracts: Mapping[str, list[tuple[str, str, str]]] | None = None,
+) -> list[str]:
+    """The ``periods`` whose stored rows were all computed from one input set holding the
+    extract files ``extracts[period]`` by content ((table, period, checksum); default: the
+    files of the period's window now) and today's units, listed population and threshold,
+    and whose completeness is what it would be now."""
+    wanted = {str(p): p for p in periods}
+    stored: dict[str, set[tuple[int, bool]]] = defaultdict(set)
+    rows = (
+        IndicatorResult.objects.filter(
+            region=region,
+            definition_id__in=_definition_ids()[definition.code],
+            period__in=list(wanted),
+        )  # fmt: skip
+        .values_list("period", "inputs_id", "is_complete")
+        .distinct()
+    )
+    for period, inputs_id, complete in rows:
+        stored[period].add((inputs_id, complete))
+    single = {p: next(iter(s)) for p, s in stored.items() if len(s) == 1}
+    if not single:
+        return []
+    sets = {
+        pk: (extracts, collected)
+        for pk, extracts, collected in InputSet.objects.filter(
+            pk__in={i for i, _c in single.values()}
+        ).values_list("pk", "extracts", "collected")
+    }
+    covered = engine.coverage(files)
+    listed_months = {r.month for r in listing}
+    now = _inputs_block(definition, files, units, listing, single)
+    out = []
+    for period, (inputs_id, complete) in sorted(single.items()):
+        if inputs_id not in sets:
             continue
-        sets = {
-            pk: (extracts, collected)
-            for pk, extracts, collected in InputSet.objects.filter(
-                pk__in={i for i, _c in single.values()}
-            ).values_list("pk", "extracts", "collected")
-        }
-        now = _inputs_block(definition, files, units, listing, single)
-        for period, (inputs_id, complete) in sorted(single.items()):
-            if inputs_id not in sets:
-                continue
-            _fingerprint, extracts, collected = now.inputs_for(definition, period)
-            old_extracts, old_collected = sets[inputs_id]
-            if (
-                _contents(old_extracts) == _contents(extracts)
-                and old_collected == collected
-                and complete
-                == engine.is_complete(definition, wanted[period], covered, listed_months)
-            ):
-                out.setdefault(code, []).append(period)
+        _fingerprint, current, collected = now.inputs_for(definition, period)
+        expected = _contents(current) if extracts is None else extracts[period]
+        old_extracts, old_collected = sets[inputs_id]
+        if (
+            _contents(old_extracts) == expected
+            and old_collected == collected
+            and complete == engine.is_complete(definition, wanted[period], covered, listed_months)
+        ):
+            out.append(period)
     return out
 
 

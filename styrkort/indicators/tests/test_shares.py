@@ -11,8 +11,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from styrkort.extracts.models import ExtractVersion
+from styrkort.extracts.services import derived_dir
 from styrkort.indicators import engine, services
 from styrkort.indicators.catalogue import load_catalogue
+from styrkort.indicators.models import IndicatorResult
 from styrkort.indicators.tests.scenario import A, B, Extract, listing, write_extract
 from styrkort.periods import Period, period_range
 
@@ -64,7 +67,7 @@ def env(settings, tmp_path, region, uploader, unit_a, unit_b):
     return e
 
 
-def _figures(region, cache_dir) -> dict[str, list[dict]]:
+def _blocks(region, cache_dir, skip_untouched=()) -> list[engine.Block]:
     """Every indicator for every period, straight from the engine (nothing stored)."""
     catalogue = load_catalogue()
     files = services.active_files(region)
@@ -73,7 +76,7 @@ def _figures(region, cache_dir) -> dict[str, list[dict]]:
         catalogue, files, staffing, changes=None,
         stored_versions={}, stored_periods={}, full_versions={},
     )  # fmt: skip
-    blocks = engine.compute_blocks(
+    return engine.compute_blocks(
         catalogue,
         {code: periods for code, periods in plan.items() if periods},
         units=services._units(region),
@@ -81,8 +84,20 @@ def _figures(region, cache_dir) -> dict[str, list[dict]]:
         listing=services._listing(region, MONTHS),
         staffing=staffing,
         engine_options={"cache_dir": cache_dir},
+        skip_untouched=skip_untouched,
     )
-    return {b.code: b.rows() for b in blocks}
+
+
+def _figures(region, cache_dir) -> dict[str, list[dict]]:
+    return {b.code: b.rows() for b in _blocks(region, cache_dir)}
+
+
+def _by_period(figures: dict[str, list[dict]]) -> dict[tuple[str, str], list[dict]]:
+    out: dict[tuple[str, str], list[dict]] = {}
+    for code, rows in figures.items():
+        for row in rows:
+            out.setdefault((code, row["period"]), []).append(row)
+    return out
 
 
 def _shares(root) -> dict[str, int]:
@@ -228,6 +243,111 @@ def test_it_computes_every_patients_cases_when_an_earlier_file_is_gone(
     assert _figures(region, root) == _figures(region, None)
     assert states[-2]["updated"] == set()  # [-1] is the run without a cache
     assert states[-2]["made"] == PER_PATIENT
+
+
+def test_it_leaves_out_the_periods_whose_kept_cases_did_not_change(
+    region, env, uploader, settings, tmp_path
+):
+    root = tmp_path / "derived"
+    before = _by_period(_figures(region, root))
+    earlier = {(f.table, f.period, f.checksum) for f in services.active_files(region)}
+    _replace_march(region, env, uploader, settings)
+    blocks = _blocks(region, root, skip_untouched=PER_PATIENT)
+    after = _by_period(_figures(region, None))
+    untouched = {(b.code, p): files for b in blocks for p, files in b.untouched.items()}
+    computed = {(b.code, p) for b in blocks for p in b.period.tolist()}
+    assert {code for code, _p in untouched} == PER_PATIENT
+    assert not untouched.keys() & computed
+    for cell, files in untouched.items():
+        # Left out rightly: the same figures as before the change.
+        assert before.get(cell) == after.get(cell), cell
+        assert set(files) <= earlier  # the files the stored figures must come from
+    # Periods reading March name its earlier contacts file.
+    old_march = next(e for e in earlier if e[:2] == ("contacts", "2025-03"))
+    assert old_march in untouched[("PO02", "2025-03")]
+    for b in blocks:
+        figures = _by_period({b.code: b.rows()})
+        assert figures == {cell: after[cell] for cell in figures}
+    # Not asked to: every period computed, as before.
+    assert not any(b.untouched for b in _blocks(region, root))
+
+
+def _stored() -> dict[tuple, tuple]:
+    rows = IndicatorResult.objects.values_list(
+        "definition__code", "unit__hsa_id", "period", "sex", "age_band",
+        "numerator", "denominator", "value", "comparison",
+    )  # fmt: skip
+    return {tuple(r[:5]): tuple(r[5:]) for r in rows}
+
+
+def _scratch(region) -> dict[tuple, tuple]:
+    out = {}
+    for code, rows in _figures(region, None).items():
+        for r in rows:
+            key = (code, r["unit"] or None, r["period"], r["sex"], r["age_band"])
+            out[key] = (r["numerator"], r["denominator"], r["value"], r["comparison"])
+    return out
+
+
+def _same(stored, scratch) -> bool:
+    def close(a, b):
+        if isinstance(a, float) or isinstance(b, float):
+            return a is not None and b is not None and abs(a - b) <= 1e-9 * max(1, abs(b))
+        return a == b
+
+    return stored.keys() == scratch.keys() and all(
+        all(close(a, b) or a == b for a, b in zip(stored[k], scratch[k], strict=True))
+        for k in stored
+    )
+
+
+def test_it_keeps_the_stored_figures_of_periods_whose_cases_did_not_change(
+    region, env, uploader, settings
+):
+    first = services.compute(region)
+    _replace_march(region, env, uploader, settings)
+    run = services.compute(region, stale=True)
+    assert _same(_stored(), _scratch(region))
+    # PO02 (sick leave ongoing at a period's end) depends on every month: the periods whose
+    # cases did not change keep their stored rows, restamped with the new files.
+    march = ExtractVersion.objects.get(table="contacts", period="2025-03", status="active")
+    computed = set(run.computed["PO02"])
+    kept = IndicatorResult.objects.filter(definition__code="PO02").exclude(period__in=computed)
+    assert computed
+    assert kept.exists()
+    assert {r.run_id for r in kept} == {run.pk} != {first.pk}
+    assert all(march.id in {e["id"] for e in r.inputs.extracts} for r in kept)
+    assert services.stale_changes(region) == []
+
+
+def test_it_computes_periods_whose_stored_figures_come_from_other_files(
+    region, env, uploader, settings, monkeypatch
+):
+    services.compute(region)
+    # The kept cases brought up to date by a run whose results were not stored ...
+    _replace_march(region, env, uploader, settings)
+    _figures(region, derived_dir(region))
+    # ... then March corrected once more, for p1 only: periods that p3's and p4's changes
+    # moved, but p1's did not, are untouched since the kept cases, not since the results.
+    env.contacts = [r for r in env.contacts if (r["patient_key"], str(r["contact_date"]))
+                    != ("p1", "2025-03-02")]  # fmt: skip
+    march = Period.parse("2025-03")
+    rows = [r for r in env.contacts if march.contains(r["contact_date"])]
+    ids = {r["contact_id"] for r in rows}
+    write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-03", rows)
+    write_extract(region, uploader, settings.EXTRACT_DIR, "diagnoses", "2025-03",
+                  [r for r in env.diagnoses if r["contact_id"] in ids])  # fmt: skip
+    calls = []
+    compute_blocks = engine.compute_blocks
+
+    def counted(*args, **kwargs):
+        calls.append(set(args[1]))
+        return compute_blocks(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "compute_blocks", counted)
+    services.compute(region, stale=True)
+    assert len(calls) == 2  # the second for the periods whose stored figures were older
+    assert _same(_stored(), _scratch(region))
 
 
 def test_it_names_the_changed_files_of_a_kept_state(tmp_path):
