@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import filelock
 import numpy as np
@@ -450,14 +450,17 @@ def _compute(
     for code, same in same_inputs.items():
         plan[code] = [p for p in plan[code] if str(p) not in same]
         replace[code] = [p for p in replace[code] if p not in same]
-    inputs = {"units": units, "files": files, "listing": listing, "staffing": staffing}
+    inputs = _Inputs(units, files, listing, staffing)
     blocks = engine.compute_blocks(
         catalogue,
         {code: ps for code, ps in plan.items() if ps},
+        units=units,
+        files=files,
+        listing=listing,
+        staffing=staffing,
         progress=progress,
         engine_options=_engine_options(region),
         skip_untouched={code for code, ps in replace.items() if list(ps) != ["*"]},
-        **inputs,
     )
     blocks = _keep_untouched(region, catalogue, blocks, plan, replace, same_inputs, inputs)
     for block in blocks:
@@ -488,8 +491,8 @@ def _compute(
         used = {f.id for b in blocks for f in b.files}
         for code, kept_periods in same_inputs.items():
             window = [Period.parse(p) for p in kept_periods]
-            chosen = engine.files_for(catalogue.get(code), files, window)
-            used |= {f.id for group in chosen.values() for f in group}
+            read = engine.files_for(catalogue.get(code), files, window)
+            used |= {f.id for group in read.values() for f in group}
         run.extract_versions.set(used)
         run.status = ComputationRun.Status.DONE
         run.finished_at = timezone.now()
@@ -515,6 +518,15 @@ def _compute(
         )
 
 
+class _Inputs(NamedTuple):
+    """What a run computes from besides the catalogue."""
+
+    units: Mapping[str, int]
+    files: Sequence[engine.ExtractFile]
+    listing: Sequence[engine.ListingRow]
+    staffing: Sequence[engine.StaffingRow]
+
+
 def _keep_untouched(
     region: Region,
     catalogue: Catalogue,
@@ -522,7 +534,7 @@ def _keep_untouched(
     plan: dict[str, list[Period]],
     replace: dict[str, list[str]],
     same_inputs: dict[str, list[str]],
-    inputs: Mapping[str, Any],
+    inputs: _Inputs,
 ) -> list[engine.Block]:
     """Settle the periods the engine left out because their case rows did not change
     (``Block.untouched``).
@@ -544,11 +556,11 @@ def _keep_untouched(
                 region,
                 catalogue.get(code),
                 periods,
-                inputs["files"],
-                inputs["units"],
-                inputs["listing"],
+                inputs.files,
+                inputs.units,
+                inputs.listing,
                 extracts=untouched,
-            )  # fmt: skip
+            )
         )
         if kept:
             same_inputs[code] = [*same_inputs.get(code, ()), *sorted(kept)]
@@ -558,7 +570,18 @@ def _keep_untouched(
             again[code] = rest
     if not again:
         return blocks
-    extra = {b.code: b for b in engine.compute_blocks(catalogue, again, **inputs)}
+    extra = {
+        b.code: b
+        for b in engine.compute_blocks(
+            catalogue,
+            again,
+            units=inputs.units,
+            files=inputs.files,
+            listing=inputs.listing,
+            staffing=inputs.staffing,
+            engine_options=_engine_options(region),
+        )  # fmt: skip
+    }
     return [_joined(b, extra[b.code]) if b.code in extra else b for b in blocks]
 
 
@@ -573,13 +596,15 @@ def _joined(a: engine.Block, b: engine.Block) -> engine.Block:
     order = np.lexsort(
         [columns[name].astype(str) for name in ("age_band", "sex", "unit", "period")]
     )
-    return dataclasses.replace(
+    joined = dataclasses.replace(
         a,
-        **{name: column[order] for name, column in columns.items()},
         files=list({f.id: f for f in [*a.files, *b.files]}.values()),
         collected={**a.collected, **b.collected},
         listed={**a.listed, **b.listed},
     )
+    for name, column in columns.items():
+        setattr(joined, name, column[order])
+    return joined
 
 
 def summarise(run: ComputationRun) -> str:
