@@ -4,10 +4,12 @@ results_for for each role, exports, the background job and the command."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import threading
 import time
 
+import numpy as np
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
@@ -377,6 +379,31 @@ def test_it_updates_changed_cells_in_place_and_inserts_and_deletes_the_others(
     every = IndicatorResult.objects.filter(run=run, definition__code="PO09")
     assert set(every.values_list("period", flat=True)) == {"2025-03", "2025Q1", "2025"}
     assert run.results_written > run.results_replaced > 0  # new cells: more written
+
+
+def test_it_sets_the_definition_only_in_updated_rows_of_another_version(
+    region, users, unit_a, extract_dir
+):
+    _monthly(region, users["analyst"], extract_dir)
+    services.compute(region, codes=["PO09"])
+    definition = services.current_definition("PO09")
+    a, b = IndicatorResult.objects.filter(definition=definition).order_by("pk")[:2]
+    IndicatorResult.objects.filter(pk=b.pk).update(definition_version="older")
+    two = np.array([1.0, 2.0])
+    block = dataclasses.replace(
+        engine.empty_block("PO09"), numerator=two, denominator=two * 10, value=two / 10,
+        lower=two / 20, upper=two / 5, comparison=np.array(["similar", "worse"], dtype=object),
+        complete=np.array([True, True]), reason=np.array(["", ""], dtype=object),
+    )  # fmt: skip
+    writes = services._CellWrites(
+        row_id=np.array([a.pk, b.pk]), same=np.array([False, False]), orphans=[],
+        version=np.array([True, False]),
+    )  # fmt: skip
+    assert services._update_cells(block, writes, definition) == 2
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.numerator, a.comparison, b.numerator, b.comparison) == (1, "similar", 2, "worse")
+    assert a.definition_version == b.definition_version == definition.version
 
 
 def test_it_rewrites_only_the_periods_whose_figures_changed(region, users, unit_a, extract_dir):
