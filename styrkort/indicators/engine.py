@@ -58,7 +58,7 @@ import logging
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -138,6 +138,26 @@ class ListingRow:
     sex: str
     age_band: str  # fine band, as in the registry
     listed: int
+
+
+class Listed(tuple[ListingRow, ...]):
+    """A run's listing rows, which work out their monthly sums once for a set of units (the
+    fingerprints of the rates' inputs ask for them several times a run)."""
+
+    def monthly(self, units: Collection[str]) -> dict[str, dict[tuple[str, str, str], int]]:
+        """Per month, listed by (unit, sex, report band), for the rows of ``units``."""
+        key = frozenset(units)
+        cache: dict = self.__dict__.setdefault("_monthly", {})
+        if key not in cache:
+            by_month: dict[str, dict[tuple[str, str, str], int]] = defaultdict(
+                lambda: defaultdict(int)
+            )
+            for r in self:
+                if r.unit_hsa_id in key:
+                    cell = (r.unit_hsa_id, r.sex, report_band(r.age_band))
+                    by_month[r.month][cell] += int(r.listed)
+            cache[key] = by_month
+        return cache[key]
 
 
 @dataclass(frozen=True)
@@ -247,22 +267,32 @@ def units_fingerprint(units: Mapping[str, int]) -> str:
 
 
 def listing_fingerprints(
-    listing: Iterable[ListingRow], units: Container[str], periods: Iterable[Period]
+    listing: Iterable[ListingRow], units: Collection[str], periods: Iterable[Period]
 ) -> dict[str, str]:
     """Per period, a fingerprint of the listed population a rate of that period divides by:
-    the rows of the region's units for the period's months, summed into report bands."""
-    by_month: dict[str, dict[tuple[str, str, str], int]] = defaultdict(lambda: defaultdict(int))
-    for r in listing:
-        if r.unit_hsa_id in units:
-            by_month[r.month][(r.unit_hsa_id, r.sex, report_band(r.age_band))] += int(r.listed)
+    the rows of the region's units for the period's months, summed into report bands.
+
+    The SHA-256 of the repr of the sorted rows (unit, month, sex, band, listed); each row's
+    text is made once per month rather than once per period that holds it.
+    """
+    by_month = (listing if isinstance(listing, Listed) else Listed(listing)).monthly(units)
+    # Per month and unit, the rows' texts in (sex, band, listed) order.
+    texts: dict[str, dict[str, list[str]]] = {}
+    for month, sums in by_month.items():
+        per_unit: dict[str, list[str]] = defaultdict(list)
+        for (unit, sex, band), n in sorted(sums.items()):
+            per_unit[unit].append(repr((unit, month, sex, band, n)))
+        texts[month] = per_unit
     out = {}
     for p in periods:
-        rows = sorted(
-            (unit, month, sex, band, n)
-            for month in map(str, p.months())
-            for (unit, sex, band), n in by_month.get(month, {}).items()
-        )
-        out[str(p)] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        months = [texts[m] for m in map(str, p.months()) if m in texts]
+        rows = [
+            text
+            for unit in sorted({u for per_unit in months for u in per_unit})
+            for per_unit in months
+            for text in per_unit.get(unit, ())
+        ]
+        out[str(p)] = hashlib.sha256(f"[{', '.join(rows)}]".encode()).hexdigest()
     return out
 
 
@@ -908,7 +938,7 @@ class Engine:
             ),
         )
         self.con.execute("CREATE TEMP TABLE units AS SELECT * FROM units_arrow")
-        listing = self._listing = list(listing)
+        listing = self._listing = listing if isinstance(listing, Listed) else Listed(listing)
         self.listed_months = {r.month for r in listing}
         self.con.register(
             "listing_arrow",

@@ -193,11 +193,11 @@ def _units(region: Region) -> dict[str, int]:
     return dict(CareUnit.objects.filter(region=region).values_list("hsa_id", "id"))
 
 
-def _listing(region: Region, months: Iterable[str]) -> list[engine.ListingRow]:
+def _listing(region: Region, months: Iterable[str]) -> engine.Listed:
     rows = Listing.objects.filter(unit__region=region, month__in=list(months)).values_list(
         "unit__hsa_id", "month", "sex", "age_band", "listed"
     )
-    return [engine.ListingRow(*r) for r in rows]
+    return engine.Listed(engine.ListingRow(*r) for r in rows)
 
 
 def _staffing(region: Region) -> list[engine.StaffingRow]:
