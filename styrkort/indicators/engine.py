@@ -33,7 +33,10 @@ only that month's shares are computed again; the views are then assembled from t
 Kept case rows (between runs, :class:`CaseState`): a ``per_patient`` definition's case rows
 over every period are kept as Parquet too; when files change, only the patients with a changed
 row (a set difference of the old and new files) get their rows computed again, from tables and
-views restricted to them (:meth:`Engine.update_states`), and the rest are copied.
+views restricted to them (:meth:`Engine.update_states`), and the rest are copied. Their new rows
+are compared with their earlier ones, so the months whose case rows did not change are known
+(``CaseState.touched``); :func:`compute_blocks` can leave out the periods made of such months
+(``Block.untouched``), whose stored figures the service layer then keeps.
 
 Dependency rule (incremental recomputation, :func:`dependent_periods`): the figure of a
 definition for result period P depends on the rows of its tables dated from

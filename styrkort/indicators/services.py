@@ -580,7 +580,7 @@ def _keep_untouched(
             listing=inputs.listing,
             staffing=inputs.staffing,
             engine_options=_engine_options(region),
-        )  # fmt: skip
+        )
     }
     return [_joined(b, extra[b.code]) if b.code in extra else b for b in blocks]
 
