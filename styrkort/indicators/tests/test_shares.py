@@ -130,6 +130,11 @@ def _replace_march(region, env, uploader, settings) -> None:
     env.contacts = [r for r in env.contacts if (r["patient_key"], str(r["contact_date"]))
                     != ("p3", "2025-03-12")]  # fmt: skip
     env.contact("p4", "2025-03-10", dx=("F32.0",))
+    _send_march(region, env, uploader, settings)
+
+
+def _send_march(region, env, uploader, settings) -> None:
+    """March's contacts and diagnoses of ``env`` sent as new versions."""
     march = Period.parse("2025-03")
     rows = [r for r in env.contacts if march.contains(r["contact_date"])]
     ids = {r["contact_id"] for r in rows}
@@ -331,12 +336,7 @@ def test_it_computes_periods_whose_stored_figures_come_from_other_files(
     # moved, but p1's did not, are untouched since the kept cases, not since the results.
     env.contacts = [r for r in env.contacts if (r["patient_key"], str(r["contact_date"]))
                     != ("p1", "2025-03-02")]  # fmt: skip
-    march = Period.parse("2025-03")
-    rows = [r for r in env.contacts if march.contains(r["contact_date"])]
-    ids = {r["contact_id"] for r in rows}
-    write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-03", rows)
-    write_extract(region, uploader, settings.EXTRACT_DIR, "diagnoses", "2025-03",
-                  [r for r in env.diagnoses if r["contact_id"] in ids])  # fmt: skip
+    _send_march(region, env, uploader, settings)
     calls = []
     compute_blocks = engine.compute_blocks
 
