@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import io
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -139,22 +138,30 @@ def test_it_waits_while_another_run_of_the_region_holds_its_data(
     region, users, unit_a, extract_dir
 ):
     _monthly(region, users["analyst"], extract_dir)
-    holding, released = threading.Event(), threading.Event()
+    holding, waiting, released = threading.Event(), threading.Event(), threading.Event()
 
     def other_run() -> None:
+        # Held until the run says it waits (a fixed sleep lost the race on a loaded
+        # machine: the run reached the lock after it was released), at most 10 s.
         with derived_lock(region):
             holding.set()
-            time.sleep(0.3)
+            waiting.wait(10)
             released.set()
+
+    def progress(done: int, total: int, message: str) -> None:
+        messages.append(message)
+        if message.startswith("waiting"):
+            waiting.set()
 
     thread = threading.Thread(target=other_run)
     thread.start()
     holding.wait(5)
     messages: list[str] = []
     with translation.override("en"):
-        run = services.compute(region, progress=lambda done, total, m: messages.append(m))
+        run = services.compute(region, progress=progress)
     thread.join()
     assert released.is_set()
+    assert waiting.is_set()
     assert run.status == ComputationRun.Status.DONE
     assert messages[0] == "waiting for another computation of the region to end"
 
