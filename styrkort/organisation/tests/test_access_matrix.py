@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.apps import apps
+from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -582,14 +583,20 @@ def _api_operations() -> dict[str, tuple[str, str]]:
 # --- state ---------------------------------------------------------------------------------
 
 
-def _everything() -> dict[str, list[dict]]:
-    """Every row of every Styrkort model (organisation, history, jobs, accounts, …)."""
+def _everything() -> dict[str, list[tuple]]:
+    """Every row of every Styrkort table (organisation, history, jobs, accounts, …), their
+    many-to-many tables included, as the database holds them: read with plain SQL, which is
+    several times quicker than model values (it is read four times per persona and page)."""
+    quote = connection.ops.quote_name
     state = {}
-    for config in apps.get_app_configs():
-        if not config.name.startswith("styrkort."):
-            continue
-        for model in config.get_models():
-            state[model._meta.label] = list(model._default_manager.order_by("pk").values())
+    with connection.cursor() as cursor:
+        for config in apps.get_app_configs():
+            if not config.name.startswith("styrkort."):
+                continue
+            for model in config.get_models(include_auto_created=True):
+                table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+                cursor.execute(f"SELECT * FROM {table} ORDER BY {pk}")
+                state[model._meta.label] = cursor.fetchall()
     return state
 
 
