@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/styrkort
-PYTEST_ARGS ?= -n 2  # CI has two cores
+PYTEST_ARGS ?= -n 2 --dist worksteal  # CI has two cores; long tests spread as workers free up
 
 .PHONY: demo serve install install-dev system-deps test test-sqlite test-postgres lint format typecheck bench messages check vendor clean
 
