@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)
 
 def test_it_serialises_two_concurrent_edits_of_the_same_unit(users, unit_a):
     analyst, admin = users["analyst"], users["admin"]
-    first_holds_lock = threading.Event()
+    first_holds_lock, second_has_read = threading.Event(), threading.Event()
     finished: dict[str, float] = {}
     errors: list[BaseException] = []
 
@@ -33,7 +33,10 @@ def test_it_serialises_two_concurrent_edits_of_the_same_unit(users, unit_a):
             with transaction.atomic():
                 services.update_unit(analyst, unit_a, name="Vårdcentralen Ankarsrum Norra")
                 first_holds_lock.set()
-                time.sleep(0.8)  # still uncommitted: the second edit must wait
+                # Uncommitted until the second edit has read the unit (on a loaded machine it
+                # may take a while to get there), then a little longer while it waits.
+                second_has_read.wait(10)
+                time.sleep(0.5)
             finished["first"] = time.monotonic()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
@@ -45,11 +48,13 @@ def test_it_serialises_two_concurrent_edits_of_the_same_unit(users, unit_a):
         try:
             first_holds_lock.wait(10)
             stale = CareUnit.objects.get(pk=unit_a.pk)  # read before the first commits
+            second_has_read.set()
             assert stale.name == "Vårdcentralen Ankarsrum"
             services.update_unit(admin, stale, municipality="Gamleby")
             finished["second"] = time.monotonic()
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
+            second_has_read.set()
         finally:
             connection.close()
 
