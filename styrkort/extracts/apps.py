@@ -14,5 +14,6 @@ class ExtractsConfig(AppConfig):
         from styrkort.jobs.services import register, register_startup
 
         register(services.JOB_KIND, services.ingest_job)
+        register(services.PURGE_JOB_KIND, services.delete_purged_job)
         feeds_results(services.JOB_KIND)
         register_startup(services.cleanup)

@@ -6,7 +6,9 @@
   :func:`styrkort.extracts.validation.validate_extract` into a staging directory, then moves the
   Parquet files into place and registers them in ONE transaction that also supersedes the
   versions in force and writes the history. A refused upload keeps only its error report.
-* :func:`purge` removes a superseded version's file and marks it purged, with history.
+* :func:`purge` marks a superseded version purged, with history, and queues the job
+  ``extracts.delete_purged`` (:func:`delete_purged_job`), which removes its file once no
+  computation of the region reads it.
 * :func:`cleanup` removes what a crash may leave behind: Parquet files without a version row,
   staging and raw-upload directories of uploads that are no longer running.
 
@@ -65,6 +67,7 @@ from styrkort.periods import Period, PeriodError
 log = logging.getLogger(__name__)
 
 JOB_KIND = "extracts.ingest"
+PURGE_JOB_KIND = "extracts.delete_purged"
 MAX_LISTED_ERRORS = 1000
 REPORT_DIR_NAME = "extract_reports"
 STAGING_DIR_NAME = ".staging"
@@ -706,10 +709,10 @@ def purge(actor, version: ExtractVersion) -> ExtractVersion:
     """Delete a superseded version's file and mark it purged, with a "purge" history entry.
 
     The version in force cannot be purged. The row is kept (who uploaded what, its checksum)
-    and the file, with the engine's shares of its period, is deleted once the transaction has
-    committed: a failed commit must not lose
-    the file of a version that is still registered; a crash after the commit leaves a file of a
-    purged version, which :func:`cleanup` deletes.
+    and the file, with the engine's shares of its period, is deleted by a background job
+    (:func:`delete_purged_job`) queued once the transaction has committed: a failed commit
+    must not lose the file of a version that is still registered; a crash after the commit
+    leaves a file of a purged version, which :func:`cleanup` deletes.
     """
     m = access.require(actor, "handle_extracts")
     if version.region_id != m.region_id:
@@ -724,20 +727,42 @@ def purge(actor, version: ExtractVersion) -> ExtractVersion:
     version.status = ExtractVersion.Status.PURGED
     version.save(update_fields=["status"])
     record(actor, "purge", version, before=before, after=snapshot(version))
-    path = version.full_path
-
-    def delete_files() -> None:
-        # A computation that began before the version was superseded may still be reading
-        # the file or its shares: they go when it has ended.
-        try:
-            with derived_lock(m.region):
-                Path(path).unlink(missing_ok=True)
-                remove_derived(m.region, version.period, path)
-        except filelock.Timeout:
-            log.warning("purged %s: its file is left for extracts-cleanup (region busy)", path)
-
-    transaction.on_commit(delete_files)
+    # A computation that began before the version was superseded may still be reading the
+    # file or its shares, so they go in a background job that waits for it to end: the
+    # page answers at once instead of for as long as the computation takes.
+    transaction.on_commit(lambda: enqueue(actor, PURGE_JOB_KIND, {"version": version.pk}))
     return version
+
+
+def delete_purged(version: ExtractVersion) -> bool:
+    """Delete a purged version's file and the engine's shares of its period as soon as no
+    computation of the region reads them; False when the region stayed busy for longer
+    than ``STYRKORT_COMPUTE_LOCK_TIMEOUT`` (the file is then left for :func:`cleanup`)."""
+    path = version.full_path
+    try:
+        with derived_lock(version.region):
+            Path(path).unlink(missing_ok=True)
+            remove_derived(version.region, version.period, path)
+    except filelock.Timeout:
+        log.warning("purged %s: its file is left for extracts-cleanup (region busy)", path)
+        return False
+    return True
+
+
+def delete_purged_job(job: Job, progress: Progress) -> dict:
+    """Job handler for ``extracts.delete_purged`` (params: version), queued by :func:`purge`."""
+    try:
+        version = ExtractVersion.objects.select_related("region").get(
+            pk=int((job.params or {})["version"])
+        )
+    except (ExtractVersion.DoesNotExist, KeyError, ValueError, TypeError):
+        raise JobFailed("the purged version of this job no longer exists")
+    if version.status != ExtractVersion.Status.PURGED:
+        raise JobFailed(f"version {version.pk} is not purged; its file stays")
+    progress(0, 1, _("deleting the purged file once no computation reads it"))
+    deleted = delete_purged(version)
+    progress(1, 1, "")
+    return {"version": version.pk, "deleted": deleted}
 
 
 # ----------------------------------------------------------------------------------------------

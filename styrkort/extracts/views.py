@@ -157,7 +157,10 @@ def purge(request, version_id):
         else:
             messages.success(
                 request,
-                _("Version %(version)s of %(table)s for %(period)s was purged.")
+                _(
+                    "Version %(version)s of %(table)s for %(period)s was purged. Its file is "
+                    "deleted in the background as soon as no computation reads it."
+                )
                 % {"version": version.version, "table": version.table, "period": version.period},
             )
         return redirect("extracts:list")

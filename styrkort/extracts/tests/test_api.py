@@ -20,6 +20,7 @@ from styrkort.extracts.tests.conftest import (
 )
 from styrkort.history.models import ChangeRecord
 from styrkort.jobs.models import Job
+from styrkort.jobs.services import run_pending
 
 PERIOD = "2025Q1"
 ALL = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave", "listings")
@@ -159,6 +160,8 @@ def test_an_analyst_purges_a_superseded_version(
         response = client_for("analyst").post(f"/api/extracts/versions/{superseded.pk}/purge")
     assert response.status_code == 200
     assert response.json()["status"] == "purged"
+    assert path.exists()  # deleted by a background job
+    assert run_pending() == 1
     assert not path.exists()
 
 

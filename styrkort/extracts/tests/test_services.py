@@ -31,6 +31,7 @@ from styrkort.extracts.tests.conftest import (
 from styrkort.extracts.validation import ExtractProcessingError
 from styrkort.history.models import ChangeRecord
 from styrkort.jobs.models import Job
+from styrkort.jobs.services import run_pending
 
 PERIOD = "2025Q1"
 ALL = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave", "listings")
@@ -118,27 +119,35 @@ def test_it_purges_a_superseded_version(
         services.purge(analyst, old)
     old.refresh_from_db()
     assert old.status == ExtractVersion.Status.PURGED
-    assert not path.exists()
-    assert ExtractVersion.objects.get(table="contacts", version=2).full_path.is_file()
     entry = ChangeRecord.objects.get(action="purge")
     assert entry.object_id == str(old.pk)
     assert entry.actor == analyst
+    # The file goes in a background job.
+    job = Job.objects.get(kind=services.PURGE_JOB_KIND)
+    assert (job.status, job.params, job.created_by) == ("queued", {"version": old.pk}, analyst)
+    assert path.exists()
+    assert run_pending() == 1
+    job.refresh_from_db()
+    assert (job.status, job.result) == ("done", {"version": old.pk, "deleted": True})
+    assert not path.exists()
+    assert ExtractVersion.objects.get(table="contacts", version=2).full_path.is_file()
     with pytest.raises(services.UploadError):
         services.purge(analyst, old)
 
 
-def test_it_deletes_a_purged_file_only_when_the_running_computation_has_ended(
+def test_it_purges_at_once_and_deletes_the_file_when_the_running_computation_has_ended(
     v1, analyst, region, sample_dir, django_capture_on_commit_callbacks
 ):
     services.ingest(analyst, region, PERIOD, {"contacts": changed_contacts(sample_dir)})
     old = ExtractVersion.objects.get(table="contacts", version=1)
-    holding, releasing = threading.Event(), threading.Event()
+    holding, purged, releasing = threading.Event(), threading.Event(), threading.Event()
 
     def computation() -> None:
         with services.derived_lock(region):
             holding.set()
+            purged.wait(10)  # the purge does not wait for the computation ...
             time.sleep(0.3)
-            # Still there while the computation may read it.
+            # ... and the file is still there while the computation may read it.
             releasing.set() if old.full_path.exists() else None
 
     other = threading.Thread(target=computation)
@@ -146,6 +155,8 @@ def test_it_deletes_a_purged_file_only_when_the_running_computation_has_ended(
     holding.wait(5)
     with django_capture_on_commit_callbacks(execute=True):
         services.purge(analyst, old)
+    purged.set()
+    assert run_pending() == 1  # waits for the computation to end
     other.join()
     assert releasing.is_set()
     assert not old.full_path.exists()
@@ -157,14 +168,36 @@ def test_it_leaves_a_purged_file_to_cleanup_when_the_region_stays_busy(
     services.ingest(analyst, region, PERIOD, {"contacts": changed_contacts(sample_dir)})
     old = ExtractVersion.objects.get(table="contacts", version=1)
     settings.STYRKORT_COMPUTE_LOCK_TIMEOUT = 0.1
-    with services.derived_lock(region), django_capture_on_commit_callbacks(execute=True):
-        services.purge(analyst, old)
+    with services.derived_lock(region):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.purge(analyst, old)
+        run_pending()
+    assert Job.objects.get(kind=services.PURGE_JOB_KIND).result["deleted"] is False
     assert old.full_path.exists()
     assert "left for extracts-cleanup" in caplog.text
     old.refresh_from_db()
     assert old.status == ExtractVersion.Status.PURGED
     services.cleanup()
     assert not old.full_path.exists()
+
+
+def test_the_purge_job_leaves_the_file_of_a_version_that_is_not_purged(v1, analyst):
+    active = ExtractVersion.objects.get(table="contacts")
+    job = Job.objects.create(
+        kind=services.PURGE_JOB_KIND, params={"version": active.pk}, created_by=analyst
+    )
+    assert run_pending() == 1
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "is not purged" in job.error
+    assert active.full_path.is_file()
+    gone = Job.objects.create(kind=services.PURGE_JOB_KIND, params={}, created_by=analyst)
+    assert run_pending() == 1
+    gone.refresh_from_db()
+    assert (gone.status, gone.error) == (
+        "failed",
+        "the purged version of this job no longer exists",
+    )
 
 
 def test_it_refuses_to_purge_the_version_in_force(v1, analyst, extract_dirs):

@@ -19,6 +19,7 @@ from styrkort.extracts.tests.conftest import (
 )
 from styrkort.history.models import ChangeRecord
 from styrkort.jobs.models import Job
+from styrkort.jobs.services import run_pending
 
 PERIOD = "2025Q1"
 ALL = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave", "listings")
@@ -218,6 +219,8 @@ def test_an_analyst_purges_a_superseded_version(
     assert response.status_code == 302
     superseded.refresh_from_db()
     assert superseded.status == ExtractVersion.Status.PURGED
+    assert path.exists()  # deleted by a background job
+    assert run_pending() == 1
     assert not path.exists()
     assert ChangeRecord.objects.filter(action="purge", object_id=str(superseded.pk)).exists()
 
