@@ -32,8 +32,13 @@ def test_it_finds_a_unit_and_opens_it(page, live_server, users, login, axe, unit
     axe(page, context="unit list")
     page.get_by_label("Sök").first.fill("Ankarsrum")
     page.keyboard.press("Enter")
+    # The list is filtered in place (htmx) and the address updated once it is: waited for
+    # explicitly, since "networkidle" can hold before the search has begun, and a click on a
+    # loaded machine then hits a link of the list being replaced.
+    page.wait_for_url("**q=Ankarsrum**")
     page.wait_for_load_state("networkidle")
-    page.get_by_role("link", name=unit_a.name).first.click()
+    with page.expect_navigation():
+        page.get_by_role("link", name=unit_a.name).first.click()
     page.wait_for_load_state("networkidle")
     assert page.locator("h1").inner_text() == unit_a.name
     assert unit_a.hsa_id in page.content()
