@@ -60,7 +60,7 @@ from styrkort.identifiers import find_personal_number, mask
 from styrkort.indicators import services as indicator_services
 from styrkort.indicators.engine import remove_states
 from styrkort.jobs.models import Job
-from styrkort.jobs.services import JobFailed, enqueue
+from styrkort.jobs.services import JobDeferred, JobFailed, can_defer, enqueue
 from styrkort.organisation.models import CareUnit, Region
 from styrkort.periods import Period, PeriodError
 
@@ -135,6 +135,17 @@ def derived_lock(region: Region) -> filelock.FileLock:
     folder.mkdir(parents=True, exist_ok=True)
     timeout = settings.STYRKORT_COMPUTE_LOCK_TIMEOUT
     return filelock.FileLock(folder / f"{region.lan_code}.lock", timeout=timeout)
+
+
+def region_busy(region: Region) -> bool:
+    """Whether a computation (or a purge) holds the region's :func:`derived_lock` now."""
+    lock = derived_lock(region)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def remove_derived(region: Region, period: str, path: str | Path | None = None) -> int:
@@ -759,6 +770,8 @@ def delete_purged_job(job: Job, progress: Progress) -> dict:
         raise JobFailed("the purged version of this job no longer exists")
     if version.status != ExtractVersion.Status.PURGED:
         raise JobFailed(f"version {version.pk} is not purged; its file stays")
+    if can_defer() and region_busy(version.region):
+        raise JobDeferred(_("waiting for the region's computation to end"))
     progress(0, 1, _("deleting the purged file once no computation reads it"))
     deleted = delete_purged(version)
     progress(1, 1, "")

@@ -48,6 +48,7 @@ from styrkort.indicators.models import (
     InputSet,
 )
 from styrkort.indicators.suppression import Cell, describe_method, is_primary, suppress
+from styrkort.jobs.services import JobDeferred, can_defer
 from styrkort.organisation.models import CareUnit, Listing, Region, Staffing
 from styrkort.periods import Period
 
@@ -620,6 +621,12 @@ def summarise(run: ComputationRun) -> str:
     )
 
 
+def _region_busy(region: Region) -> bool:
+    from styrkort.extracts.services import region_busy
+
+    return region_busy(region)
+
+
 def _derived_dir(region: Region) -> Path:
     # Imported here: extracts.services imports this module (to queue recomputation).
     from styrkort.extracts.services import derived_dir
@@ -1180,6 +1187,9 @@ def compute_job(job, progress: Progress) -> dict:
     region = Region.objects.get(pk=params["region"]) if params.get("region") else None
     if region is None:
         region = access.get_region_for_user(actor)
+    if can_defer() and _region_busy(region):
+        # Back to the queue, so that the worker takes other jobs (uploads, imports) meanwhile.
+        raise JobDeferred(_("waiting for another computation of the region to end"))
     run = compute(
         region,
         params.get("periods"),

@@ -35,6 +35,12 @@ class Job(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    not_before = models.DateTimeField(
+        _("not before"),
+        null=True,
+        blank=True,
+        help_text="a deferred job (what it needs was busy) is not taken before this time",
+    )
 
     class Meta:
         ordering = ["-created"]

@@ -3,7 +3,9 @@
 A job kind is registered by its app (in AppConfig.ready) with a function
 ``handler(job, progress) -> dict`` whose return value becomes ``job.result``. Handlers must be
 all-or-nothing (their writes in one transaction) so that a job interrupted by a restart can
-simply run again.
+simply run again. A handler that cannot start yet because what it needs is busy raises
+:class:`JobDeferred`: the job goes back to the queue for a while and the worker takes the
+next one, rather than waiting (the embedded default has a single worker).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from styrkort.jobs.models import Job
@@ -31,6 +35,27 @@ MAX_ATTEMPTS = 3
 
 class JobFailed(Exception):
     """Raised by a handler to fail with a message meant for the user (no traceback logged)."""
+
+
+#: How long a deferred job waits before a worker takes it again, by default.
+DEFER_SECONDS = 30.0
+
+
+class JobDeferred(Exception):
+    """Raised by a handler, before it has written anything, when what it needs is busy (a
+    region another computation holds): the job is queued again, not taken before
+    ``seconds`` have passed, and the attempt is not counted. ``str(exc)`` is shown as its
+    progress meanwhile."""
+
+    def __init__(self, message: str, seconds: float = DEFER_SECONDS):
+        super().__init__(message)
+        self.seconds = seconds
+
+
+def can_defer() -> bool:
+    """Whether a handler may defer its job: not when jobs run inline (tests, the command
+    line), where nothing would take it again."""
+    return settings.STYRKORT_JOBS != "inline"
 
 
 def register(kind: str, handler: Handler) -> None:
@@ -92,6 +117,14 @@ def run_job(job: Job) -> Job:
 
     try:
         result = _HANDLERS[job.kind](job, progress)
+    except JobDeferred as exc:
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.QUEUED,
+            started=None,
+            attempts=job.attempts - 1,
+            not_before=timezone.now() + timedelta(seconds=exc.seconds),
+        )
+        report_progress(job.pk, 0, 0, str(exc))
     except JobFailed as exc:
         _finish(job, Job.Status.FAILED, error=str(exc))
     except Exception as exc:
@@ -110,11 +143,13 @@ def _finish(job: Job, status: str, *, result: dict | None = None, error: str = "
 
 
 def claim_next() -> Job | None:
-    """Take the oldest queued job, atomically, so that two workers never run the same one."""
+    """Take the oldest queued job that is not deferred, atomically, so that two workers never
+    run the same one."""
     with transaction.atomic():
         job = (
             Job.objects.select_for_update(skip_locked=True)
             .filter(status=Job.Status.QUEUED)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=timezone.now()))
             .order_by("created")
             .first()
         )

@@ -135,19 +135,19 @@ def test_it_purges_a_superseded_version(
         services.purge(analyst, old)
 
 
-def test_it_purges_at_once_and_deletes_the_file_when_the_running_computation_has_ended(
-    v1, analyst, region, sample_dir, django_capture_on_commit_callbacks
+def test_jobs_run_inline_wait_for_the_running_computation_before_deleting(
+    v1, analyst, region, sample_dir, settings, django_capture_on_commit_callbacks
 ):
+    settings.STYRKORT_JOBS = "inline"  # the command line: nothing would take a deferred job
     services.ingest(analyst, region, PERIOD, {"contacts": changed_contacts(sample_dir)})
     old = ExtractVersion.objects.get(table="contacts", version=1)
-    holding, purged, releasing = threading.Event(), threading.Event(), threading.Event()
+    holding, releasing = threading.Event(), threading.Event()
 
     def computation() -> None:
         with services.derived_lock(region):
             holding.set()
-            purged.wait(10)  # the purge does not wait for the computation ...
             time.sleep(0.3)
-            # ... and the file is still there while the computation may read it.
+            # Still there while the computation may read it.
             releasing.set() if old.full_path.exists() else None
 
     other = threading.Thread(target=computation)
@@ -155,8 +155,6 @@ def test_it_purges_at_once_and_deletes_the_file_when_the_running_computation_has
     holding.wait(5)
     with django_capture_on_commit_callbacks(execute=True):
         services.purge(analyst, old)
-    purged.set()
-    assert run_pending() == 1  # waits for the computation to end
     other.join()
     assert releasing.is_set()
     assert not old.full_path.exists()
@@ -165,19 +163,36 @@ def test_it_purges_at_once_and_deletes_the_file_when_the_running_computation_has
 def test_it_leaves_a_purged_file_to_cleanup_when_the_region_stays_busy(
     v1, analyst, region, sample_dir, settings, django_capture_on_commit_callbacks, caplog
 ):
+    settings.STYRKORT_JOBS = "inline"
     services.ingest(analyst, region, PERIOD, {"contacts": changed_contacts(sample_dir)})
     old = ExtractVersion.objects.get(table="contacts", version=1)
     settings.STYRKORT_COMPUTE_LOCK_TIMEOUT = 0.1
-    with services.derived_lock(region):
-        with django_capture_on_commit_callbacks(execute=True):
-            services.purge(analyst, old)
-        run_pending()
+    with services.derived_lock(region), django_capture_on_commit_callbacks(execute=True):
+        services.purge(analyst, old)
     assert Job.objects.get(kind=services.PURGE_JOB_KIND).result["deleted"] is False
     assert old.full_path.exists()
     assert "left for extracts-cleanup" in caplog.text
     old.refresh_from_db()
     assert old.status == ExtractVersion.Status.PURGED
     services.cleanup()
+    assert not old.full_path.exists()
+
+
+def test_the_purge_job_goes_back_to_the_queue_while_the_region_is_busy(
+    v1, analyst, region, sample_dir, settings, django_capture_on_commit_callbacks
+):
+    settings.STYRKORT_JOBS = "poller"
+    services.ingest(analyst, region, PERIOD, {"contacts": changed_contacts(sample_dir)})
+    old = ExtractVersion.objects.get(table="contacts", version=1)
+    with services.derived_lock(region):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.purge(analyst, old)
+        assert run_pending() == 1
+    job = Job.objects.get(kind=services.PURGE_JOB_KIND)
+    assert (job.status, job.attempts) == (Job.Status.QUEUED, 0)
+    assert old.full_path.exists()
+    Job.objects.filter(pk=job.pk).update(not_before=None)
+    assert run_pending() == 1
     assert not old.full_path.exists()
 
 

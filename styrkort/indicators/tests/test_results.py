@@ -22,6 +22,7 @@ from styrkort.indicators.catalogue import load_catalogue
 from styrkort.indicators.models import ComputationRun, IndicatorResult, InputSet
 from styrkort.indicators.tests.scenario import A, B, Extract, listing, write_extract
 from styrkort.jobs.models import Job
+from styrkort.jobs.services import run_pending
 from styrkort.organisation.models import CareUnit, Listing
 
 
@@ -744,6 +745,29 @@ def test_it_computes_as_a_background_job(region, users, unit_a, extract_dir, set
     with pytest.raises(PermissionDenied):
         services.enqueue_compute(users["viewer"])
     assert Job.objects.count() == 1
+
+
+def test_a_compute_job_goes_back_to_the_queue_while_another_run_holds_the_region(
+    region, users, unit_a, extract_dir, settings
+):
+    settings.STYRKORT_JOBS = "poller"
+    _monthly(region, users["analyst"], extract_dir)
+    job = services.enqueue_compute(users["analyst"])
+    history = ChangeRecord.objects.count()
+    with derived_lock(region):
+        assert run_pending() == 1
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Job.Status.QUEUED, 0)
+    assert job.not_before is not None
+    assert not ComputationRun.objects.exists()
+    assert not IndicatorResult.objects.exists()
+    assert ChangeRecord.objects.count() == history
+    assert run_pending() == 0  # not before its time
+    Job.objects.filter(pk=job.pk).update(not_before=None)
+    assert run_pending() == 1
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.error
+    assert IndicatorResult.objects.filter(run_id=job.result["run"]).exists()
 
 
 def test_the_command_computes_and_prints_a_summary(region, users, unit_a, extract_dir):

@@ -17,6 +17,7 @@ from styrkort.indicators import engine, services
 from styrkort.indicators.catalogue import load_catalogue
 from styrkort.indicators.models import IndicatorResult
 from styrkort.indicators.tests.scenario import A, B, Extract, listing, write_extract
+from styrkort.jobs.services import run_pending
 from styrkort.periods import Period, period_range
 
 MONTHS = [str(p) for p in period_range("2024-10", "2025-06")]
@@ -438,6 +439,7 @@ def test_purging_a_version_removes_the_shares_of_its_period(
     assert made_from_old  # made before the new version, from the one purged below
     with django_capture_on_commit_callbacks(execute=True):
         extracts.purge(uploader, old)
+    assert run_pending() == 1  # the job that deletes the files
     assert not list(root.rglob("2025-03.*.parquet"))
     assert list(root.rglob("2025-02.*.parquet"))  # other months keep theirs
     assert not [p for p in made_from_old if p.exists()]

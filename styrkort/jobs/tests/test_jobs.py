@@ -20,11 +20,17 @@ def kinds():
     def crashes(job, progress):
         raise RuntimeError("boom")
 
+    def busy(job, progress):
+        if job.params.get("busy"):
+            raise services.JobDeferred("waiting for the region", seconds=60)
+        return {"ran": True}
+
     services.register("test.ok", ok)
     services.register("test.refused", refused)
     services.register("test.crashes", crashes)
+    services.register("test.busy", busy)
     yield
-    for k in ("test.ok", "test.refused", "test.crashes"):
+    for k in ("test.ok", "test.refused", "test.crashes", "test.busy"):
         services._HANDLERS.pop(k, None)
 
 
@@ -52,6 +58,28 @@ def test_it_records_a_failure_with_the_message_meant_for_the_user(settings, user
     crashed = services.enqueue(users["analyst"], "test.crashes", {})
     assert crashed.status == Job.Status.FAILED
     assert crashed.error == "RuntimeError: boom"
+
+
+def test_a_deferred_job_waits_in_the_queue_and_lets_the_next_one_run(
+    settings, users, kinds, client_for
+):
+    settings.STYRKORT_JOBS = "poller"
+    busy = services.enqueue(users["analyst"], "test.busy", {"busy": True})
+    other = services.enqueue(users["analyst"], "test.ok", {"x": 1})
+    assert services.run_pending() == 2  # the busy one, deferred, then the other
+    busy.refresh_from_db()
+    other.refresh_from_db()
+    assert other.status == Job.Status.DONE
+    assert (busy.status, busy.attempts, busy.started) == (Job.Status.QUEUED, 0, None)
+    assert busy.not_before > busy.created
+    assert services.progress_of(busy)["message"] == "waiting for the region"
+    page = client_for("analyst").get(f"/jobs/{busy.pk}/progress/").content.decode()
+    assert "Waiting to start… (waiting for the region)" in page
+    assert services.run_pending() == 0  # not taken again before its time
+    Job.objects.filter(pk=busy.pk).update(not_before=busy.created, params={})
+    assert services.run_pending() == 1
+    busy.refresh_from_db()
+    assert (busy.status, busy.result, busy.attempts) == (Job.Status.DONE, {"ran": True}, 1)
 
 
 def test_it_refuses_an_unknown_kind(users):
