@@ -21,9 +21,8 @@ def pytest_addoption(parser):
     parser.addoption(
         "--database-tests-only",
         action="store_true",
-        help="run only tests that use the database, browser tests but those marked "
-        "both_databases left out (the second, PostgreSQL pass of make test: tests of plain "
-        "functions gain nothing from running twice)",
+        help="run only tests that use the database (the second, PostgreSQL pass of make test: "
+        "tests of plain functions gain nothing from running twice)",
     )
 
 
@@ -32,23 +31,13 @@ def _uses_database(item) -> bool:
     return bool(names & DB_FIXTURES) or item.get_closest_marker("django_db") is not None
 
 
-def _runs_again_on_postgres(item) -> bool:
-    """Tests using the database run again on PostgreSQL, but for the browser tests: they check
-    what Chromium shows and its accessibility, while the same pages' queries run on
-    PostgreSQL in the view tests and the access matrix. A browser test marked
-    ``both_databases`` (upload → compute → indicator page) runs on both."""
-    if "tests/browser" in str(item.fspath) and not item.get_closest_marker("both_databases"):
-        return False
-    return _uses_database(item)
-
-
 def pytest_collection_modifyitems(config, items):
     """`postgres_only` tests are skipped on SQLite; `--database-tests-only` deselects the rest."""
     from django.conf import settings
 
     if config.getoption("--database-tests-only"):
-        kept = [i for i in items if _runs_again_on_postgres(i)]
-        config.hook.pytest_deselected(items=[i for i in items if not _runs_again_on_postgres(i)])
+        kept = [i for i in items if _uses_database(i)]
+        config.hook.pytest_deselected(items=[i for i in items if not _uses_database(i)])
         items[:] = kept
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return

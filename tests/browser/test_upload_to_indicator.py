@@ -16,9 +16,6 @@ TABLES = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave", "
 PERIOD = "2025Q1"
 CODE = "PO09"  # the indicator the sample gives a result for every unit
 
-# The one browser walk through storage and the engine: on PostgreSQL too (see conftest.py).
-pytestmark = pytest.mark.both_databases
-
 
 @pytest.fixture
 def sample_units(users, region, provider_region, settings, tmp_path):
