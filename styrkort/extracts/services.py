@@ -138,7 +138,8 @@ def derived_lock(region: Region) -> filelock.FileLock:
 
 
 def region_busy(region: Region) -> bool:
-    """Whether a computation (or a purge) holds the region's :func:`derived_lock` now."""
+    """Whether a computation (or the deletion of a purged file) holds the region's
+    :func:`derived_lock` now."""
     lock = derived_lock(region)
     try:
         lock.acquire(timeout=0)
@@ -717,7 +718,8 @@ def _enqueue_recompute(actor, period: str, tables: list[str]) -> Job | None:
 
 @transaction.atomic
 def purge(actor, version: ExtractVersion) -> ExtractVersion:
-    """Delete a superseded version's file and mark it purged, with a "purge" history entry.
+    """Mark a superseded version purged, with a "purge" history entry, and have its file
+    deleted.
 
     The version in force cannot be purged. The row is kept (who uploaded what, its checksum)
     and the file, with the engine's shares of its period, is deleted by a background job
