@@ -16,6 +16,7 @@ of every Styrkort model is compared before and after.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -568,8 +569,10 @@ def _page_routes() -> dict[str | None, Route]:
     return {r.name: r for r in _routes() if not r.route.startswith("api/")}
 
 
+@functools.cache
 def _api_operations() -> dict[str, tuple[str, str]]:
-    """ "METHOD /path" -> (method, path template) for every operation in the OpenAPI schema."""
+    """ "METHOD /path" -> (method, path template) for every operation in the OpenAPI schema
+    (built once per process: a quarter of a second each time, and the API does not change)."""
     from styrkort.api import api
 
     schema = api.get_openapi_schema(path_prefix="/api/")
@@ -632,6 +635,10 @@ def world(users, unit_a, unit_b, unit_c, other_unit, settings, tmp_path) -> Worl
 
 @pytest.fixture
 def as_persona(users) -> Callable[[str], Client]:
+    """A logged-in client per persona, made once per test: its GET and its POST are one
+    visitor's, as in a browser, and logging in is much of what a request here costs."""
+
+    @functools.cache
     def make(persona: str) -> Client:
         c = Client()
         if persona != "anonymous":
