@@ -1335,10 +1335,10 @@ def _icd_array() -> pa.Array:
     return pa.array(_ICD, pa.string())
 
 
-_SEX_ARRAY = pa.array(SEXES, pa.string())
-_PROF_ARRAY = pa.array(PROFESSIONS, pa.string())
-_CTYPE_ARRAY = pa.array(CONTACT_TYPES, pa.string())
-_INSTR_ARRAY = pa.array(_INSTR, pa.string())
+def _strings(values: Sequence[str]) -> pa.Array:
+    # Made when a month is written, not at import: pa.array imports pandas (half a second),
+    # and every process that starts Django imports this module.
+    return pa.array(values, pa.string())
 
 
 def _dates(days: np.ndarray) -> pa.Array:
@@ -1375,10 +1375,10 @@ def _month_tables(
             "patient_key": pop.keys.take(pa.array(pid)),
             "unit_hsa_id": hsa.take(pa.array(pop.unit[pid])),
             "contact_date": _dates(contacts["day"]),
-            "sex": _SEX_ARRAY.take(pa.array(pop.sex[pid])),
+            "sex": _strings(SEXES).take(pa.array(pop.sex[pid])),
             "birth_year": pa.array(pop.birth_year[pid], pa.int16()),
-            "profession": _PROF_ARRAY.take(pa.array(contacts["prof"])),
-            "contact_type": _CTYPE_ARRAY.take(pa.array(contacts["ctype"])),
+            "profession": _strings(PROFESSIONS).take(pa.array(contacts["prof"])),
+            "contact_type": _strings(CONTACT_TYPES).take(pa.array(contacts["ctype"])),
             "is_new_visit": pa.array(contacts["new"], pa.bool_()),
         }
     )
@@ -1418,7 +1418,7 @@ def _month_tables(
             "patient_key": pop.keys.take(pa.array(rpid)),
             "unit_hsa_id": hsa.take(pa.array(pop.unit[rpid])),
             "date": _dates(ratings["day"]),
-            "instrument": _INSTR_ARRAY.take(pa.array(ratings["instr"])),
+            "instrument": _strings(_INSTR).take(pa.array(ratings["instr"])),
             "score": pa.array(ratings["score"], pa.float64()),
         }
     )

@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import optimize, stats
-
 __all__ = [
     "DSR_MIN_COUNT",
     "EXACT_POISSON_BELOW",
@@ -190,6 +188,10 @@ def _check_confidence(confidence: float) -> float:
 
 def _z(confidence: float) -> float:
     """Two-sided standard normal quantile, e.g. 1.959964 for 0.95."""
+    # scipy is imported on first use: at module level it added 1.3 s to every process that
+    # starts Django (every command and test worker), most of which never compute an interval.
+    from scipy import stats
+
     return float(stats.norm.ppf(0.5 + _check_confidence(confidence) / 2))
 
 
@@ -205,6 +207,8 @@ def _empty(
 
 def _poisson_lower(x: float, confidence: float) -> float:
     """Exact (Garwood) lower limit for a Poisson count: chi2(alpha/2, 2x) / 2; 0 for x = 0."""
+    from scipy import stats
+
     if x == 0:
         return 0.0
     alpha = 1 - confidence
@@ -213,6 +217,8 @@ def _poisson_lower(x: float, confidence: float) -> float:
 
 def _poisson_upper(x: float, confidence: float) -> float:
     """Exact (Garwood) upper limit for a Poisson count: chi2(1 - alpha/2, 2x + 2) / 2."""
+    from scipy import stats
+
     alpha = 1 - confidence
     return float(stats.chi2.ppf(1 - alpha / 2, 2 * x + 2)) / 2
 
@@ -386,6 +392,8 @@ def mean_interval(
     Reference: Student. The probable error of a mean. Biometrika 1908;6:1-25;
     PHEindicatormethods ``phe_mean``.
     """
+    from scipy import stats
+
     confidence = _check_confidence(confidence)
     if isinstance(data, SampleSummary):
         n, mean, sd = int(data.n), float(data.mean), float(data.sd)
@@ -758,6 +766,7 @@ def funnel_limits_proportion(
 
 def _solve_count(func: Callable[[float], float], target: float, low: float) -> float:
     """Solve ``func(c) = target`` for a count ``c > low`` (func increasing in c)."""
+    from scipy import optimize
 
     def gap(c: float) -> float:
         return func(c) - target

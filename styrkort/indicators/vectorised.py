@@ -15,7 +15,6 @@ the judgement strings of :func:`statistics.classify`.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from styrkort.indicators.statistics import EXACT_POISSON_BELOW
 
@@ -33,6 +32,8 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _z(confidence: float) -> float:
+    from scipy import stats  # on first use, as in statistics._z
+
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
     return float(stats.norm.ppf(0.5 + confidence / 2))
@@ -63,6 +64,8 @@ def wilson(x, n, confidence: float = 0.95, multiplier: float = 1) -> Arrays:
 
 
 def _exact_lower(x: np.ndarray, confidence: float) -> np.ndarray:
+    from scipy import stats
+
     alpha = 1 - confidence
     with np.errstate(invalid="ignore"):
         low = stats.chi2.ppf(alpha / 2, 2 * x) / 2
@@ -70,6 +73,8 @@ def _exact_lower(x: np.ndarray, confidence: float) -> np.ndarray:
 
 
 def _exact_upper(x: np.ndarray, confidence: float) -> np.ndarray:
+    from scipy import stats
+
     alpha = 1 - confidence
     return stats.chi2.ppf(1 - alpha / 2, 2 * x + 2) / 2
 
@@ -111,6 +116,8 @@ def mean_interval(n, mean, sd, confidence: float = 0.95, multiplier: float = 1) 
 
     n = 0 gives NaN throughout; n = 1 gives the mean without limits, as the scalar function.
     """
+    from scipy import stats
+
     n, mean, sd = _f(n), _f(mean), _f(sd)
     ok = np.isfinite(n) & (n > 0) & np.isfinite(mean)
     limits = ok & (n > 1) & np.isfinite(sd)
