@@ -45,6 +45,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from styrkort.accounts import access
 from styrkort.extracts.models import ExtractUpload, ExtractVersion
@@ -147,6 +148,18 @@ def region_busy(region: Region) -> bool:
         return True
     lock.release()
     return False
+
+
+#: What a job that waits for its region shows in its progress (computations and deletions).
+REGION_BUSY = gettext_noop("waiting for another computation of the region to end")
+
+
+def defer_while_region_busy(region: Region) -> None:
+    """In a job handler: send the job back to the queue (``JobDeferred``) while another run
+    holds the region's lock, so that the worker takes other jobs (uploads, imports)
+    meanwhile. Inline jobs (the command line) cannot be deferred; they wait for the lock."""
+    if can_defer() and region_busy(region):
+        raise JobDeferred(_(REGION_BUSY))
 
 
 def remove_derived(region: Region, period: str, path: str | Path | None = None) -> int:
@@ -772,8 +785,7 @@ def delete_purged_job(job: Job, progress: Progress) -> dict:
         raise JobFailed("the purged version of this job no longer exists")
     if version.status != ExtractVersion.Status.PURGED:
         raise JobFailed(f"version {version.pk} is not purged; its file stays")
-    if can_defer() and region_busy(version.region):
-        raise JobDeferred(_("waiting for the region's computation to end"))
+    defer_while_region_busy(version.region)
     progress(0, 1, _("deleting the purged file once no computation reads it"))
     deleted = delete_purged(version)
     progress(1, 1, "")

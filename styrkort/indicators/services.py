@@ -48,7 +48,6 @@ from styrkort.indicators.models import (
     InputSet,
 )
 from styrkort.indicators.suppression import Cell, describe_method, is_primary, suppress
-from styrkort.jobs.services import JobDeferred, can_defer
 from styrkort.organisation.models import CareUnit, Listing, Region, Staffing
 from styrkort.periods import Period
 
@@ -382,14 +381,14 @@ class RegionBusy(Exception):
 def _region_turn(region: Region, progress: Progress | None) -> Iterator[None]:
     """Wait for the region's :func:`~styrkort.extracts.services.derived_lock`, saying so in
     the progress when another run holds it; hold it until the block ends."""
-    from styrkort.extracts.services import derived_lock
+    from styrkort.extracts.services import REGION_BUSY, derived_lock
 
     lock = derived_lock(region)
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
         if progress:
-            progress(0, 1, _("waiting for another computation of the region to end"))
+            progress(0, 1, _(REGION_BUSY))
         try:
             lock.acquire()
         except filelock.Timeout:
@@ -619,12 +618,6 @@ def summarise(run: ComputationRun) -> str:
         f"written ({run.results_replaced} replaced, {run.results_unchanged} unchanged) "
         f"in {seconds:.1f} s (run {run.pk})"
     )
-
-
-def _region_busy(region: Region) -> bool:
-    from styrkort.extracts.services import region_busy
-
-    return region_busy(region)
 
 
 def _derived_dir(region: Region) -> Path:
@@ -1187,9 +1180,9 @@ def compute_job(job, progress: Progress) -> dict:
     region = Region.objects.get(pk=params["region"]) if params.get("region") else None
     if region is None:
         region = access.get_region_for_user(actor)
-    if can_defer() and _region_busy(region):
-        # Back to the queue, so that the worker takes other jobs (uploads, imports) meanwhile.
-        raise JobDeferred(_("waiting for another computation of the region to end"))
+    from styrkort.extracts.services import defer_while_region_busy
+
+    defer_while_region_busy(region)
     run = compute(
         region,
         params.get("periods"),
