@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 
 from styrkort.accounts import access
 from styrkort.breakdowns import ALL_AGES, REPORT_AGE_BANDS, SEXES_WITH_TOTAL
+from styrkort.bulk import insert_rows
 from styrkort.extracts.models import ExtractVersion
 from styrkort.history.services import record, snapshot
 from styrkort.indicators import engine
@@ -1130,7 +1131,8 @@ def _insert_block(
     )
     fixed = (definition.pk, definition.version, region.pk, run.pk)
     rows = [fixed + row for row in zip(*cols, strict=True)]
-    _insert(rows)
+    # Some 300,000 rows in a full run of a large region.
+    insert_rows(IndicatorResult, _INSERT_COLUMNS, rows)
     return len(rows)
 
 
@@ -1139,21 +1141,6 @@ _INSERT_COLUMNS = (
     "period_kind", "sex", "age_band", "numerator", "denominator", "value", "lower", "upper",
     "suppressed", "suppression_reason", "comparison", "is_complete", "inputs_id",
 )  # fmt: skip
-
-
-def _insert(rows: list[tuple], batch: int = 10000) -> None:
-    """Insert result rows with one prepared statement (executemany): some 300,000 rows per
-    full run, where building model instances and bulk_create's many small statements would
-    take most of the run. The column order is _INSERT_COLUMNS."""
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(IndicatorResult._meta.db_table)} "
-        f"({', '.join(quote(c) for c in _INSERT_COLUMNS)}) "
-        f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))})"
-    )
-    with connection.cursor() as cursor:
-        for i in range(0, len(rows), batch):
-            cursor.executemany(sql, rows[i : i + batch])
 
 
 def enqueue_compute(

@@ -40,13 +40,14 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import connections, router, transaction
-from django.db.models import DecimalField, Q
+from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from styrkort import breakdowns
 from styrkort.accounts import access
+from styrkort.bulk import insert_rows
 from styrkort.history.services import new_batch, record_many, snapshot
 from styrkort.identifiers import format_org_nr, normalise_org_nr, validate_hsa_id
 from styrkort.jobs.services import JobFailed, enqueue
@@ -408,44 +409,6 @@ def _unit_group_query(by_unit: dict[int, set[str]], group_field: str) -> Iterato
         yield q
 
 
-def _insert_many(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Bulk insert of plain value rows in batches.
-
-    The same as bulk_create but without building a model instance per row, which took most of
-    the time of a large listings import. Values are already validated (and the model has no
-    save() logic or signals), so nothing is skipped.
-    """
-    if not rows:
-        return
-    connection = connections[router.db_for_write(model)]
-    quote = connection.ops.quote_name
-    fields = [model._meta.get_field(c.removesuffix("_id")) for c in columns]
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(model._meta.db_table),
-        ", ".join(quote(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
-    prepare = [
-        (lambda v, f=f: f.get_db_prep_save(v, connection)) if isinstance(f, DecimalField) else None
-        for f in fields
-    ]
-    if any(prepare):
-        rows = [tuple(p(v) if p else v for p, v in zip(prepare, row, strict=True)) for row in rows]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY: psycopg's executemany spends more time per row in Python than the whole
-            # rest of the import; COPY writes rows from C.
-            copy_sql = "COPY {} ({}) FROM STDIN".format(
-                quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields)
-            )
-            with cursor.cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        for start in range(0, len(rows), WRITE_BATCH):
-            cursor.executemany(sql, rows[start : start + WRITE_BATCH])
-
-
 def _update_many(model, column: str, rows: list[tuple]) -> None:
     """Set one column by primary key for many rows: rows are (value, pk) pairs."""
     if not rows:
@@ -623,7 +586,7 @@ class ListingImporter(_UnitRowsMixin):
         )  # fmt: skip
         if not write or not (new or changed):
             return
-        _insert_many(
+        insert_rows(
             Listing, ("unit_id", "month", "sex", "age_band", "listed"),
             [(i.unit_id, i.month, i.sex, i.age_band, i.listed) for i in new],
         )  # fmt: skip
@@ -812,7 +775,7 @@ class StaffingImporter(_UnitRowsMixin):
         )  # fmt: skip
         if not write or not (new or changed):
             return
-        _insert_many(
+        insert_rows(
             Staffing, ("unit_id", "period", "profession", "fte"),
             [(i.unit_id, i.period, i.profession, i.fte) for i in new],
         )  # fmt: skip

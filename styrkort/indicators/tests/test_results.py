@@ -127,7 +127,7 @@ def test_it_keeps_the_previous_provenance_when_storing_fails(
     figures = dict(IndicatorResult.objects.values_list("id", "numerator"))
     # PO09's changed cells are updated in place; a new cell would be inserted.
     monkeypatch.setattr(services, "_update_cells", broken)
-    monkeypatch.setattr(services, "_insert", broken)
+    monkeypatch.setattr(services, "insert_rows", broken)
     with pytest.raises(RuntimeError):
         services.compute(region, stale=True)
     assert dict(IndicatorResult.objects.values_list("id", "run_id")) == before
