@@ -31,9 +31,8 @@ def test_it_finds_a_unit_and_opens_it(page, live_server, users, login, axe, unit
     page.goto(live_server.url + "/organisation/units/")
     axe(page, context="unit list")
     # Typing filters the list in place (htmx, 300 ms after the last key) and updates the
-    # address once the filtered list is in. No Enter: it would send the search a second time
-    # (change and submit) beside the typed one, and a click on a loaded machine could then hit
-    # a list being replaced; "networkidle" does not wait for either, since no page loads.
+    # address once the filtered list is in; "networkidle" would not wait for it, since no
+    # page loads.
     page.get_by_label("Sök").first.fill("Ankarsrum")
     page.wait_for_url("**q=Ankarsrum**")
     page.get_by_role("link", name=unit_a.name).first.click()
@@ -42,6 +41,35 @@ def test_it_finds_a_unit_and_opens_it(page, live_server, users, login, axe, unit
     assert page.locator("h1").inner_text() == unit_a.name
     assert unit_a.hsa_id in page.content()
     axe(page, context="unit page")
+
+
+def test_it_fetches_the_unit_list_once_per_search(page, live_server, users, login, unit_a):
+    """Enter in the search box, or leaving it for a result, used to fetch the list a second
+    time (the box's change event), and a click could land on a list being replaced."""
+    login(page, "viewer")
+    page.goto(live_server.url + "/organisation/units/")
+    page.wait_for_load_state("networkidle")
+    fetched: list[str] = []
+    page.on(
+        "request",
+        lambda r: fetched.append(r.url) if r.headers.get("hx-request") == "true" else None,
+    )
+    box = page.get_by_label("Sök").first
+    box.fill("Ankarsrum")
+    box.press("Enter")  # before the 300 ms of the typed search have passed
+    page.wait_for_url("**q=Ankarsrum**")
+    page.wait_for_timeout(800)  # time for a second request, were one coming
+    assert len(fetched) == 1, fetched
+    page.get_by_label("Aktiv").select_option("yes")  # a filter fetches at once
+    page.wait_for_url("**active=yes**")
+    page.wait_for_timeout(500)
+    assert len(fetched) == 2, fetched
+    box.fill("Ankarsrum ")
+    page.wait_for_timeout(500)  # the typed search goes out 300 ms after the last key
+    assert len(fetched) == 3, fetched
+    page.get_by_role("link", name=unit_a.name).first.click()  # leaves the box: no fetch
+    page.wait_for_url(f"**/organisation/units/{unit_a.pk}/")
+    assert len(fetched) == 3, "\n".join(fetched)
 
 
 def test_it_switches_language(page, live_server, users, login, axe):
