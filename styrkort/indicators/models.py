@@ -189,12 +189,20 @@ class IndicatorResult(models.Model):
         QUARTER = "quarter", _("Quarter")
         YEAR = "year", _("Year")
 
+    # No index of their own on the foreign keys: the indexes below begin with the definition
+    # or the unit, and a recompute gives some hundred thousand kept rows its run and inputs.
+    # On PostgreSQL the table's pages are also left half full (migration 0003), so that
+    # those updates stay on their page and touch no index (HOT updates); see
+    # docs/indicators.md, "Performance".
     definition = models.ForeignKey(
-        IndicatorDefinition, on_delete=models.PROTECT, related_name="results"
+        IndicatorDefinition, on_delete=models.PROTECT, related_name="results", db_index=False
     )
     definition_version = models.CharField(_("definition version"), max_length=16)
     region = models.ForeignKey(
-        "organisation.Region", on_delete=models.CASCADE, related_name="indicator_results"
+        "organisation.Region",
+        on_delete=models.CASCADE,
+        related_name="indicator_results",
+        db_index=False,
     )
     unit = models.ForeignKey(
         "organisation.CareUnit",
@@ -202,6 +210,7 @@ class IndicatorResult(models.Model):
         null=True,
         blank=True,
         related_name="indicator_results",
+        db_index=False,
     )
     period = models.CharField(_("period"), max_length=7)
     period_kind = models.CharField(_("period kind"), max_length=7, choices=PeriodKind.choices)
@@ -226,8 +235,12 @@ class IndicatorResult(models.Model):
         default=Comparison.NOT_COMPARED,
     )
     is_complete = models.BooleanField(_("complete"), default=True)
-    run = models.ForeignKey(ComputationRun, on_delete=models.PROTECT, related_name="results")
-    inputs = models.ForeignKey(InputSet, on_delete=models.PROTECT, related_name="results")
+    run = models.ForeignKey(
+        ComputationRun, on_delete=models.PROTECT, related_name="results", db_index=False
+    )
+    inputs = models.ForeignKey(
+        InputSet, on_delete=models.PROTECT, related_name="results", db_index=False
+    )
 
     class Meta:
         verbose_name = _("indicator result")

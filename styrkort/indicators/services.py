@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 
 from styrkort.accounts import access
 from styrkort.breakdowns import ALL_AGES, REPORT_AGE_BANDS, SEXES_WITH_TOTAL
-from styrkort.bulk import insert_rows
+from styrkort.bulk import insert_rows, update_rows
 from styrkort.extracts.models import ExtractVersion
 from styrkort.history.services import record, snapshot
 from styrkort.indicators import engine
@@ -1064,8 +1064,6 @@ def _update_cells(
         "numerator", "denominator", "value", "lower", "upper", "suppressed",
         "suppression_reason", "comparison", "is_complete",
     )  # fmt: skip
-    quote = connection.ops.quote_name
-    table = quote(IndicatorResult._meta.db_table)
     written = 0
     for same_version in (True, False):
         mask = changed & (cell_writes.version == same_version)
@@ -1088,13 +1086,7 @@ def _update_cells(
             names += ("definition_id", "definition_version")
             columns += [[definition.pk] * len(reasons), [definition.version] * len(reasons)]
         rows = list(zip(*columns, cell_writes.row_id[mask].tolist(), strict=True))
-        sql = (
-            f"UPDATE {table} SET {', '.join(f'{quote(c)} = %s' for c in names)} "
-            f"WHERE {quote('id')} = %s"
-        )
-        with connection.cursor() as cursor:
-            for i in range(0, len(rows), 10000):
-                cursor.executemany(sql, rows[i : i + 10000])
+        update_rows(IndicatorResult, names, rows)
         written += len(rows)
     return written
 

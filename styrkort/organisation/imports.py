@@ -39,7 +39,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -47,7 +47,7 @@ from django.utils.translation import gettext_lazy
 
 from styrkort import breakdowns
 from styrkort.accounts import access
-from styrkort.bulk import insert_rows
+from styrkort.bulk import insert_rows, update_rows
 from styrkort.history.services import new_batch, record_many, snapshot
 from styrkort.identifiers import format_org_nr, normalise_org_nr, validate_hsa_id
 from styrkort.jobs.services import JobFailed, enqueue
@@ -409,37 +409,6 @@ def _unit_group_query(by_unit: dict[int, set[str]], group_field: str) -> Iterato
         yield q
 
 
-def _update_many(model, column: str, rows: list[tuple]) -> None:
-    """Set one column by primary key for many rows: rows are (value, pk) pairs."""
-    if not rows:
-        return
-    connection = connections[router.db_for_write(model)]
-    quote = connection.ops.quote_name
-    field = model._meta.get_field(column)
-    table, pk_column = quote(model._meta.db_table), quote(model._meta.pk.column)
-    sql = f"UPDATE {table} SET {quote(field.column)} = %s WHERE {pk_column} = %s"
-    rows = [(field.get_db_prep_save(value, connection), pk) for value, pk in rows]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # As for inserts: COPY the new values into a scratch table, then one UPDATE.
-            scratch = quote(f"import_update_{model._meta.db_table}")
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} "
-                f"(value {field.db_type(connection)}, id bigint) ON COMMIT DROP"
-            )
-            with cursor.cursor.copy(f"COPY {scratch} (value, id) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                f"UPDATE {table} SET {quote(field.column)} = s.value FROM {scratch} s "
-                f"WHERE {table}.{pk_column} = s.id"
-            )
-            cursor.execute(f"TRUNCATE {scratch}")
-            return
-        for start in range(0, len(rows), WRITE_BATCH):
-            cursor.executemany(sql, rows[start : start + WRITE_BATCH])
-
-
 @dataclass(slots=True)
 class _ListingRow:
     row: int
@@ -590,7 +559,7 @@ class ListingImporter(_UnitRowsMixin):
             Listing, ("unit_id", "month", "sex", "age_band", "listed"),
             [(i.unit_id, i.month, i.sex, i.age_band, i.listed) for i in new],
         )  # fmt: skip
-        _update_many(Listing, "listed", [(item.listed, pk) for item, pk, _old in changed])
+        update_rows(Listing, ("listed",), [(item.listed, pk) for item, pk, _old in changed])
         # History: one record per unit and month, every changed cell before and after. (Labels
         # are cached and groups looked up only when they change: this runs once per row.)
         groups: dict[tuple[int, str], tuple[dict, dict]] = {}
@@ -779,7 +748,7 @@ class StaffingImporter(_UnitRowsMixin):
             Staffing, ("unit_id", "period", "profession", "fte"),
             [(i.unit_id, i.period, i.profession, i.fte) for i in new],
         )  # fmt: skip
-        _update_many(Staffing, "fte", [(item.fte, pk) for item, pk, _old in changed])
+        update_rows(Staffing, ("fte",), [(item.fte, pk) for item, pk, _old in changed])
         groups: dict[tuple[int, str], tuple[dict, dict]] = defaultdict(lambda: ({}, {}))
         for item in new:
             groups[(item.unit_id, item.period)][1][f"{item.period} {item.profession}"] = str(

@@ -314,6 +314,26 @@ def test_it_keeps_every_row_when_a_month_is_uploaded_again_unchanged(
     assert "0 replaced, " in services.summarise(run)
 
 
+@pytest.mark.postgres_only
+def test_it_restamps_kept_rows_without_touching_an_index(region, users, unit_a, extract_dir):
+    """PostgreSQL: the kept rows' new run and inputs are HOT updates (migration 0003: no
+    index holds them, and pages are left half full), which is most of a recompute's writes."""
+    from django.db import connection
+
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    run = services.compute(region, stale=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = %s",
+            [IndicatorResult._meta.db_table],
+        )
+        updated, hot = cursor.fetchone()
+    assert updated == hot == run.results_unchanged > 0
+
+
 RATES = ("PO03A", "PO03B", "PO12")
 
 
