@@ -82,7 +82,8 @@ def update_rows(model: type[Model], columns: Sequence[str], rows: Sequence[tuple
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Dropped at commit; made anew per call, since the columns differ between calls.
-            scratch = quote(f"bulk_update_{model._meta.db_table}")
+            # Named in pg_temp, so that no table of the schema can be meant.
+            scratch = "pg_temp." + quote(f"bulk_update_{model._meta.db_table}")
             typed = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
             cursor.execute(f"DROP TABLE IF EXISTS {scratch}")
             cursor.execute(
