@@ -1226,25 +1226,30 @@ class Engine:
             return self._select_cast(table, f"read_parquet({_q(path)})")
 
         parts = []
+        by_contact = []  # changed rows of diagnoses and procedures: their contact ids
+        contacts: set[str] = set()  # the contacts files that name those contacts' patients
         for c in sorted(set(changed), key=lambda c: (c.table, c.period, c.old or "", c.new or "")):
             sides = [read(c.table, p) for p in (c.old, c.new) if p]
             if len(sides) == 2:
-                # Set difference: the validated files have no two rows with the same key.
+                # The rows in one file only: a validated file has no two rows with the same
+                # key, so a row is in both files exactly when it is there twice. One pass over
+                # each file, where two set differences read both twice.
                 a, b = sides
-                rows = f"(({a}) EXCEPT ({b})) UNION ALL (({b}) EXCEPT ({a}))"
+                rows = f"SELECT * FROM (({a}) UNION ALL ({b})) GROUP BY ALL HAVING count(*) = 1"
             else:
                 rows = sides[0]
             if c.table in _PATIENT_TABLES:
                 parts.append(f"SELECT patient_key FROM ({rows})")
             else:
-                contacts = " UNION ALL ".join(
-                    f"SELECT contact_id, patient_key FROM ({read('contacts', p)})"
-                    for p in c.contacts
-                )
-                parts.append(
-                    f"SELECT k.patient_key FROM ({rows}) r "
-                    f"JOIN ({contacts}) k ON k.contact_id = r.contact_id"
-                )
+                by_contact.append(f"SELECT contact_id FROM ({rows})")
+                contacts |= set(c.contacts)
+        if by_contact:
+            # One read of the contacts files for all the diagnosis and procedure changes.
+            paths = ", ".join(_q(p) for p in sorted(contacts))
+            parts.append(
+                f"SELECT CAST(patient_key AS VARCHAR) FROM read_parquet([{paths}]) "
+                f"WHERE CAST(contact_id AS VARCHAR) IN ({' UNION ALL '.join(by_contact)})"
+            )
         return " UNION ".join(parts)
 
     def _copy_to(self, sql: str, target: Path) -> None:
