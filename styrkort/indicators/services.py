@@ -241,17 +241,24 @@ def stale_changes(region: Region, catalogue: Catalogue | None = None) -> list[en
 def _stored(region: Region) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Per indicator code, the definition versions and the periods of the region's stored
     results, from one pass over them."""
-    codes = {pk: code for code, pks in _definition_ids().items() for pk in pks}
+    definitions = {
+        pk: (code, version)
+        for pk, code, version in IndicatorDefinition.objects.values_list("pk", "code", "version")
+    }
     versions: dict[str, set[str]] = defaultdict(set)
     periods: dict[str, set[str]] = defaultdict(set)
+    # A result's definition_version is always its definition's (both are written together),
+    # so the versions follow from the definitions; (definition, period) alone is read from
+    # an index instead of from every row (0.04 s instead of 0.17 s for 316,551 results).
     rows = (
         IndicatorResult.objects.filter(region=region)
-        .values_list("definition_id", "definition_version", "period")
+        .values_list("definition_id", "period")
         .distinct()
     )
-    for definition_id, version, period in rows:
-        versions[codes[definition_id]].add(version)
-        periods[codes[definition_id]].add(period)
+    for definition_id, period in rows:
+        code, version = definitions[definition_id]
+        versions[code].add(version)
+        periods[code].add(period)
     return versions, periods
 
 

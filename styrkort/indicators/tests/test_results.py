@@ -259,7 +259,13 @@ def test_it_finds_what_changed_since_the_last_run(region, users, unit_a, extract
 def test_it_recomputes_an_edited_definition_in_full(region, users, unit_a, extract_dir):
     _monthly(region, users["analyst"], extract_dir)
     services.compute(region)
-    IndicatorResult.objects.filter(definition__code="PO09").update(definition_version="old")
+    # As if computed with an earlier text of the definition: a stored version of its own.
+    earlier = services.current_definition("PO09")
+    earlier.pk, earlier.version, earlier.is_current = None, "old", False
+    earlier.save()
+    IndicatorResult.objects.filter(definition__code="PO09").update(
+        definition=earlier, definition_version="old"
+    )
     old = IndicatorResult.objects.filter(definition__code="PO09").values_list("id", flat=True)
     old = set(old)
     run = services.compute(region, ["2025-03"], tables=["contacts"])
