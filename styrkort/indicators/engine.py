@@ -527,6 +527,13 @@ class CaseState:
     Once brought up to date (:meth:`Engine.update_states`), ``touched`` holds the months (or,
     for cases counted per period, the periods) in which those patients' case rows differ
     from the earlier state's, and ``earlier`` the files the earlier state was made from.
+
+    A state brought up to date is kept as changes to an earlier one, while they are small:
+    ``KEY.parquet`` then holds the rows of the patients whose rows were computed again
+    since, ``KEY.removed.parquet`` those patients, and the manifest's ``base`` names the
+    earlier whole state's rows and the files they were made from (:func:`state_rows_sql`).
+    Writing the whole state again for a changed month cost more than anything else in
+    bringing it up to date.
     """
 
     definition: Definition
@@ -538,6 +545,7 @@ class CaseState:
     changed: list[ChangedFile] = field(default_factory=list)
     earlier: list[ExtractFile] = field(default_factory=list)
     touched: set[str] | None = None
+    previous_manifest: dict = field(default_factory=dict)
 
     def untouched(self, period: Period) -> bool:
         """Whether ``period``'s case rows are exactly the earlier state's (False when
@@ -550,8 +558,18 @@ class CaseState:
 
     @property
     def current(self) -> bool:
-        """Whether the rows of the files in force are already kept."""
-        return self.path.exists()
+        """Whether the rows of the files in force are already kept: the manifest and every
+        file it names (the manifest is written last)."""
+        stored = _read_manifest(self.path.with_suffix(".json"))
+        if stored is None or not all(p.exists() for p in state_files(self.path, stored)):
+            return False
+        if "base" in stored:
+            self.manifest["base"] = stored["base"]
+        return True
+
+    def rows_sql(self) -> str:
+        """SQL reading the kept rows (:meth:`current`)."""
+        return state_rows_sql(self.path, self.manifest)
 
     def write_manifest(self) -> None:
         partial = self.path.with_name(f".{uuid.uuid4().hex}.tmp")
@@ -580,6 +598,41 @@ def _state_manifest(
         "files": [[f.table, f.period, f.checksum] for f in chosen],
         "paths": [[f.table, f.period, str(f.path)] for f in chosen],
     }
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def state_files(path: Path, manifest: Mapping) -> list[Path]:
+    """The files holding the case state ``path`` (its manifest's ``.parquet``): the file
+    itself and, for a state kept as changes, the earlier rows and the removed patients."""
+    base = manifest.get("base")
+    if not base:
+        return [path]
+    return [path, path.with_name(base["rows"]), path.with_name(base["removed"])]
+
+
+def state_rows_sql(path: Path, manifest: Mapping) -> str:
+    """SQL reading the case rows of the state ``path`` with ``manifest``."""
+    own = f"SELECT * FROM read_parquet({_q(str(path))})"
+    base = manifest.get("base")
+    if not base:
+        return own
+    rows, removed = path.with_name(base["rows"]), path.with_name(base["removed"])
+    return (
+        f"SELECT * FROM read_parquet({_q(str(rows))}) AS earlier "
+        f"ANTI JOIN read_parquet({_q(str(removed))}) AS removed USING (patient_key) "
+        f"UNION ALL {own}"
+    )
+
+
+#: A state kept as changes is written whole again once its changed rows are more than this
+#: share of the earlier rows (reading it then costs more than writing it saved).
+STATE_CHANGES_LIMIT = 0.25
 
 
 @dataclass(frozen=True)
@@ -634,12 +687,18 @@ def remove_states(cache_dir: Path, path: str | Path) -> int:
     visit-level data derived from it goes with it); returns how many states."""
     removed = 0
     for manifest in sorted(cache_dir.glob("state/*/*.json")):
+        rows = manifest.with_suffix(".parquet")
         try:
-            paths = {p for _table, _period, p in json.loads(manifest.read_text())["paths"]}
-        except (OSError, ValueError, KeyError, TypeError):
-            paths = {str(path)}  # unreadable: not worth keeping
+            content = json.loads(manifest.read_text())
+            # A state kept as changes also holds earlier rows, made from the files of its base.
+            named = [*content["paths"], *content.get("base", {}).get("paths", [])]
+            paths = {p for _table, _period, p in named}
+            files = state_files(rows, content)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            paths, files = {str(path)}, [rows]  # unreadable: not worth keeping
         if str(path) in paths:
-            manifest.with_suffix(".parquet").unlink(missing_ok=True)
+            for file in files:
+                file.unlink(missing_ok=True)
             manifest.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -1229,13 +1288,16 @@ class Engine:
             except (OSError, ValueError):
                 continue
             rows = candidate.with_suffix(".parquet")
-            if {k: old.get(k) for k in same} != same or not rows.exists():
+            if {k: old.get(k) for k in same} != same:
+                continue
+            if not all(p.exists() for p in state_files(rows, old)):
                 continue
             changed = changed_files(old, chosen)
             # Past half the files, computing everyone's rows is as quick.
             if changed is not None and len(changed) <= len(manifest["files"]) // 2:
                 state.previous, state.changed = rows, changed
                 state.earlier = _manifest_files(old)
+                state.previous_manifest = old
                 break
         return state
 
@@ -1286,6 +1348,52 @@ class Engine:
         self._copy_to(sql, state.path)
         state.write_manifest()
 
+    def _write_changes(self, state: CaseState, earlier: str) -> None:
+        """Keep ``state``: the earlier state's rows (SQL ``earlier``) with those of the
+        ``affected`` patients replaced by the temp table ``fresh``, as changes to the
+        earlier whole rows while they are small, else whole."""
+        assert state.previous is not None
+        old = state.previous_manifest
+        base = old.get("base")
+        if base:  # the earlier state is changes already: this one changes the same rows
+            rows = state.previous.with_name(base["rows"])
+            earlier_removed = _q(str(state.previous.with_name(base["removed"])))
+            removed = (
+                f"SELECT patient_key FROM read_parquet({earlier_removed}) "
+                "UNION SELECT patient_key FROM affected"
+            )
+            changes = (
+                f"SELECT * FROM read_parquet({_q(str(state.previous))}) AS changed "
+                "ANTI JOIN affected USING (patient_key) UNION ALL SELECT * FROM fresh"
+            )
+            made_from = base["paths"]
+        else:
+            rows = state.previous
+            removed = "SELECT DISTINCT patient_key FROM affected"
+            changes = "SELECT * FROM fresh"
+            made_from = old["paths"]
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE changes AS {changes}")
+        (changed,) = self.con.execute("SELECT count(*) FROM changes").fetchone() or (0,)
+        (earlier_rows,) = self.con.execute(
+            f"SELECT count(*) FROM read_parquet({_q(str(rows))})"
+        ).fetchone() or (0,)
+        if changed > STATE_CHANGES_LIMIT * earlier_rows:
+            self._write_state(
+                state,
+                f"SELECT * FROM ({earlier}) AS earlier ANTI JOIN affected USING (patient_key) "
+                "UNION ALL FROM fresh",
+            )
+            return
+        removed_path = state.path.with_name(f"{state.path.stem}.removed.parquet")
+        self._copy_to(removed, removed_path)
+        self._copy_to("SELECT * FROM changes", state.path)
+        state.manifest["base"] = {
+            "rows": rows.name,
+            "removed": removed_path.name,
+            "paths": made_from,
+        }
+        state.write_manifest()
+
     def update_states(self, catalogue: Catalogue, states: Sequence[CaseState]) -> None:
         """Bring earlier case states up to date: the rows of the patients with a changed
         row are computed again from every file, restricted to those patients (tables,
@@ -1304,21 +1412,17 @@ class Engine:
             for state in states:
                 self.set_periods(state.periods)
                 assert state.previous is not None
-                earlier = f"SELECT * FROM read_parquet({_q(str(state.previous))})"
+                earlier = state_rows_sql(state.previous, state.previous_manifest)
                 self.con.execute(
                     "CREATE OR REPLACE TEMP TABLE fresh AS "
                     + _cases_sql(state.definition, None, None)
                 )
-                self._write_state(
-                    state,
-                    f"{earlier} WHERE patient_key NOT IN (SELECT patient_key FROM affected) "
-                    "UNION ALL SELECT * FROM fresh",
-                )
+                self._write_changes(state, earlier)
                 # The other patients' rows are copied, so a month (period) whose rows of
                 # these patients are the same as before has exactly the earlier case rows.
                 self.con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE before AS {earlier} "
-                    "WHERE patient_key IN (SELECT patient_key FROM affected)"
+                    f"CREATE OR REPLACE TEMP TABLE before AS SELECT * FROM ({earlier}) AS earlier "
+                    "SEMI JOIN affected USING (patient_key)"
                 )
                 key = "period" if state.definition.uses_periods else "month"
                 state.touched = {
@@ -1328,8 +1432,8 @@ class Engine:
                         "UNION ALL (FROM before EXCEPT ALL FROM fresh))"
                     ).fetchall()
                 }
-            self.con.execute("DROP TABLE IF EXISTS fresh")
-            self.con.execute("DROP TABLE IF EXISTS before")
+            for table in ("fresh", "before", "changes"):
+                self.con.execute(f"DROP TABLE IF EXISTS {table}")
         finally:
             self.restricted = False
 
@@ -1342,8 +1446,9 @@ class Engine:
     def prune_states(self, states: Iterable[CaseState]) -> None:
         """Delete the other kept states of these definitions (made from other files)."""
         for state in states:
+            keep = {state.path.with_suffix(".json"), *state_files(state.path, state.manifest)}
             for path in state.path.parent.iterdir():
-                if path.stem != state.path.stem and path.suffix in (".parquet", ".json"):
+                if path not in keep and path.suffix in (".parquet", ".json"):
                     path.unlink(missing_ok=True)
 
     # -- running ---------------------------------------------------------------------------
@@ -1369,7 +1474,7 @@ class Engine:
         first, last = min(p.start for p in periods), max(p.end for p in periods)
         chosen = files_for(definition, files, periods)
         if state is not None:
-            rows = f"SELECT * FROM read_parquet({_q(str(state.path))})"
+            rows = f"SELECT * FROM ({state.rows_sql()})"
             shares = {
                 "cases": f"{rows} WHERE period IN (SELECT period FROM periods)"
                 if definition.uses_periods

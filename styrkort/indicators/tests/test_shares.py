@@ -8,6 +8,7 @@ exactly the figures it gives without it:
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import duckdb
@@ -138,12 +139,20 @@ def _replace_march(region, env, uploader, settings) -> None:
 
 def _send_march(region, env, uploader, settings) -> None:
     """March's contacts and diagnoses of ``env`` sent as new versions."""
-    march = Period.parse("2025-03")
-    rows = [r for r in env.contacts if march.contains(r["contact_date"])]
+    _send_month(region, env, uploader, settings, "2025-03", ("diagnoses",))
+
+
+def _send_month(
+    region, env, uploader, settings, month: str, tables=("diagnoses", "procedures")
+) -> None:
+    """A month's contacts and the rows of ``tables`` naming them sent as new versions."""
+    period = Period.parse(month)
+    rows = [r for r in env.contacts if period.contains(r["contact_date"])]
     ids = {r["contact_id"] for r in rows}
-    write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", "2025-03", rows)
-    write_extract(region, uploader, settings.EXTRACT_DIR, "diagnoses", "2025-03",
-                  [r for r in env.diagnoses if r["contact_id"] in ids])  # fmt: skip
+    write_extract(region, uploader, settings.EXTRACT_DIR, "contacts", month, rows)
+    for table in tables:
+        write_extract(region, uploader, settings.EXTRACT_DIR, table, month,
+                      [r for r in getattr(env, table) if r["contact_id"] in ids])  # fmt: skip
 
 
 def test_it_rebuilds_only_the_shares_of_a_replaced_month(region, env, uploader, settings, tmp_path):
@@ -230,8 +239,10 @@ def states(monkeypatch):
 
 
 def test_it_updates_the_kept_cases_of_the_patients_whose_rows_changed(
-    region, env, uploader, settings, tmp_path, states
+    region, env, uploader, settings, tmp_path, states, monkeypatch
 ):
+    # Kept as changes however many (a handful of patients here: most rows change).
+    monkeypatch.setattr(engine, "STATE_CHANGES_LIMIT", float("inf"))
     root = tmp_path / "derived"
     _figures(region, root)
     assert states[-1] == {"updated": set(), "patients": set(), "made": PER_PATIENT}
@@ -239,10 +250,45 @@ def test_it_updates_the_kept_cases_of_the_patients_whose_rows_changed(
     figures = _figures(region, root)
     assert states[-1] == {"updated": PER_PATIENT, "patients": {"p3", "p4"}, "made": set()}
     assert figures == _figures(region, None)
-    # One state per definition: the earlier ones are gone.
+    # One state per definition, kept as changes to the earlier rows: nothing else is left.
     for code in PER_PATIENT:
+        (manifest,) = (root / "state" / code).glob("*.json")
+        content = json.loads(manifest.read_text())
+        assert content["base"]["removed"] == f"{manifest.stem}.removed.parquet"
+        files = engine.state_files(manifest.with_suffix(".parquet"), content)
+        assert sorted((root / "state" / code).glob("*.parquet")) == sorted(files)
+
+
+def test_it_keeps_the_cases_right_over_successive_corrections(
+    region, env, uploader, settings, tmp_path, states, monkeypatch
+):
+    monkeypatch.setattr(engine, "STATE_CHANGES_LIMIT", float("inf"))
+    root = tmp_path / "derived"
+    _figures(region, root)
+    _replace_march(region, env, uploader, settings)
+    assert _figures(region, root) == _figures(region, None)
+    # April corrected: changes on top of the changes, to the same earlier rows.
+    env.contact("p1", "2025-04-02", profession="psykolog", kva=("DU011",))
+    env.contact("p6", "2025-04-03", new=True, dx=("F32.1",), sex="M")
+    _send_month(region, env, uploader, settings, "2025-04")
+    bases = {code: _state(root, code)["base"]["rows"] for code in PER_PATIENT}
+    assert _figures(region, root) == _figures(region, None)
+    assert states[-2]["patients"] == {"p1", "p6"}  # [-1] is the run without a cache
+    assert {code: _state(root, code)["base"]["rows"] for code in PER_PATIENT} == bases
+    # March again, as first sent; past the share of changes allowed, the rows are kept whole.
+    monkeypatch.setattr(engine, "STATE_CHANGES_LIMIT", 0.0)
+    env.contacts = [r for r in env.contacts if (r["patient_key"], str(r["contact_date"]))
+                    != ("p4", "2025-03-10")]  # fmt: skip
+    _send_month(region, env, uploader, settings, "2025-03")
+    assert _figures(region, root) == _figures(region, None)
+    for code in PER_PATIENT:
+        assert "base" not in _state(root, code)
         assert len(list((root / "state" / code).glob("*.parquet"))) == 1
-        assert len(list((root / "state" / code).glob("*.json"))) == 1
+
+
+def _state(root, code) -> dict:
+    (manifest,) = (root / "state" / code).glob("*.json")
+    return json.loads(manifest.read_text())
 
 
 def test_it_reads_kept_cases_as_they_are_when_no_file_changed(region, env, tmp_path, states):
@@ -460,4 +506,28 @@ def test_purging_a_version_removes_the_shares_of_its_period(
     assert not list(root.rglob("2025-03.*.parquet"))
     assert list(root.rglob("2025-02.*.parquet"))  # other months keep theirs
     assert not [p for p in made_from_old if p.exists()]
+    assert not list(root.glob("state/*/*.json"))
+
+
+def test_purging_a_version_removes_the_cases_kept_as_changes_to_rows_made_from_it(
+    region, env, uploader, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    from styrkort.accounts.models import Membership, Role
+    from styrkort.extracts import services as extracts
+    from styrkort.extracts.models import ExtractVersion
+
+    monkeypatch.setattr(engine, "STATE_CHANGES_LIMIT", float("inf"))
+    Membership.objects.create(user=uploader, region=region, role=Role.ANALYST)
+    services.compute(region)
+    _replace_march(region, env, uploader, settings)
+    services.compute(region, ["2025-03"])
+    root = extracts.derived_dir(region)
+    kept = list(root.glob("state/*/*.parquet"))
+    # The earlier whole rows were made from March's first contacts, now superseded.
+    assert any(p.name.endswith(".removed.parquet") for p in kept)
+    old = ExtractVersion.objects.get(table="contacts", period="2025-03", version=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        extracts.purge(uploader, old)
+    assert run_pending() == 1
+    assert not [p for p in kept if p.exists()]
     assert not list(root.glob("state/*/*.json"))
