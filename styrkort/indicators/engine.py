@@ -1078,14 +1078,11 @@ class Engine:
                 self.set_files(table, files.get(table, []))
 
     @contextmanager
-    def _scoped(
-        self, files: Mapping[str, Sequence[ExtractFile]], restricted: bool = False
-    ) -> Iterator[None]:
-        """Point the given tables at the rows of ``files`` for a while, then back: all of
-        them (a share is always made whole, also in a run restricted to some patients) or,
-        with ``restricted``, those of the ``affected`` patients."""
+    def _scoped(self, files: Mapping[str, Sequence[ExtractFile]]) -> Iterator[None]:
+        """Point the given tables at all the rows of ``files`` for a while, then back (a
+        share is always made whole, also in a run restricted to some patients)."""
         saved = {t: self._table_views.get(t, ([], False))[0] for t in files}
-        restricted, self.restricted = self.restricted, restricted
+        restricted, self.restricted = self.restricted, False
         try:
             for table, group in files.items():
                 self.set_files(table, group)
@@ -1102,24 +1099,18 @@ class Engine:
         Written beside its final name and renamed, so a crash leaves no half file under it.
         Other keys of the same period (older file versions) are removed by :meth:`prune`.
         """
-        path, kept = self._share(kind, name, key, period)
-        if not kept:
-            with self._scoped(files):
-                self._copy_to(sql(), path)
-            self._present[path.parent].add(path.name)
-        return path
-
-    def _share(self, kind: str, name: str, key: str, period: Period) -> tuple[Path, bool]:
-        """The path of a share and whether it is kept. It counts as used by this run either
-        way, so that :meth:`prune` removes the period's earlier shares."""
         assert self.cache_dir is not None
         folder = self.cache_dir / kind / name
         if folder not in self._present:
             folder.mkdir(parents=True, exist_ok=True)
             self._present[folder] = set(os.listdir(folder))
         filename = f"{period}.{key}.parquet"
+        if filename not in self._present[folder]:
+            with self._scoped(files):
+                self._copy_to(sql(), folder / filename)
+            self._present[folder].add(filename)
         self._used[folder].add(filename)
-        return folder / filename, filename in self._present[folder]
+        return folder / filename
 
     def prune(self) -> int:
         """Delete the shares of the periods this run used that it did not use itself (made
@@ -1133,35 +1124,22 @@ class Engine:
                     removed += 1
         return removed
 
-    def _view_shares(self, view: View, files: Mapping[str, Sequence[ExtractFile]]) -> list[str]:
-        """SQL reading a per-period view's share of each extract period ([]: computed whole).
-
-        While :attr:`restricted`, a period without its share (a replaced month) is computed
-        for the ``affected`` patients alone, into a temp table: the run needs only their rows,
-        and the period's share of everyone is made by the next run that reads all of it (a
-        state computed afresh), as when it was never made. The earlier share of that period
-        is then pruned.
-        """
+    def _view_shares(
+        self, view: View, files: Mapping[str, Sequence[ExtractFile]]
+    ) -> list[Path] | None:
+        """A per-period view's share of each extract period (None: computed whole)."""
         parts = partitions(files, view.tables) if self.cache_dir else None
         if not parts:
-            return []
-        sources = []
+            return None
+        paths = []
         for period, group in parts.items():
             scope = {t: [group[t]] if t in group else [] for t in view.tables}
             key = _key(
                 [CACHE_FORMAT, view.name, view.sql, _files_key(group),
                  {t: self.columns[t] for t in view.tables}]
             )  # fmt: skip
-            if self.restricted and not self._share("views", view.name, key, period)[1]:
-                table = f'"share_{view.name}_{period}"'
-                with self._scoped(scope, restricted=True):
-                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {view.sql}")
-                sources.append(f"SELECT * FROM {table}")
-                continue
-            path = self._cached("views", view.name, key, period, lambda: view.sql, scope)
-            only = " WHERE patient_key IN (SELECT patient_key FROM affected)"
-            sources.append(f"SELECT * FROM read_parquet({_q(str(path))}){only * self.restricted}")
-        return sources
+            paths.append(self._cached("views", view.name, key, period, lambda: view.sql, scope))
+        return paths
 
     def create_views(
         self,
@@ -1189,13 +1167,15 @@ class Engine:
                 kind = "TABLE" if view.name in materialise and view.name not in lazy else "VIEW"
                 other = "VIEW" if kind == "TABLE" else "TABLE"
                 self.con.execute(f"DROP {other} IF EXISTS {view.name}")
-                shares = []
+                shares = None
                 if kind == "TABLE" and view.per_period and files is not None:
                     shares = self._view_shares(view, files)
                 if not shares:
                     self.con.execute(f"CREATE OR REPLACE {kind} {view.name} AS {view.sql}")
                     continue
-                parts = " UNION ALL BY NAME ".join(shares)
+                parts = f"SELECT * FROM read_parquet([{', '.join(_q(str(p)) for p in shares)}])"
+                if self.restricted:
+                    parts += " WHERE patient_key IN (SELECT patient_key FROM affected)"
                 if view.combine:
                     self.con.execute(f"CREATE OR REPLACE TEMP VIEW parts AS {parts}")
                     self.con.execute(f"CREATE OR REPLACE TABLE {view.name} AS {view.combine}")
