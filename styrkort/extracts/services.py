@@ -171,7 +171,7 @@ def remove_derived(region: Region, period: str, path: str | Path | None = None) 
         share.unlink(missing_ok=True)
         removed += 1
     if path is not None:
-        removed += 2 * remove_states(derived_dir(region), path)
+        removed += remove_states(derived_dir(region), path)
     return removed
 
 

@@ -684,7 +684,7 @@ def _manifest_files(manifest: Mapping) -> list[ExtractFile]:
 
 def remove_states(cache_dir: Path, path: str | Path) -> int:
     """Delete the kept case rows made from the extract file ``path`` (a purged version:
-    visit-level data derived from it goes with it); returns how many states."""
+    visit-level data derived from it goes with it); returns how many files."""
     removed = 0
     for manifest in sorted(cache_dir.glob("state/*/*.json")):
         rows = manifest.with_suffix(".parquet")
@@ -697,10 +697,12 @@ def remove_states(cache_dir: Path, path: str | Path) -> int:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             paths, files = {str(path)}, [rows]  # unreadable: not worth keeping
         if str(path) in paths:
-            for file in files:
-                file.unlink(missing_ok=True)
-            manifest.unlink(missing_ok=True)
-            removed += 1
+            for file in [*files, manifest]:
+                try:
+                    file.unlink()
+                except FileNotFoundError:
+                    continue
+                removed += 1
     return removed
 
 
