@@ -1265,12 +1265,9 @@ class Engine:
             return state
         same = {k: v for k, v in manifest.items() if k not in ("files", "paths")}
         for candidate in sorted(folder.glob("*.json")):
-            try:
-                old = json.loads(candidate.read_text())
-            except (OSError, ValueError):
-                continue
+            old = _read_manifest(candidate)
             rows = candidate.with_suffix(".parquet")
-            if {k: old.get(k) for k in same} != same:
+            if old is None or {k: old.get(k) for k in same} != same:
                 continue
             if not all(p.exists() for p in state_files(rows, old)):
                 continue
