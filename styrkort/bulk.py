@@ -79,7 +79,7 @@ def update_rows(model: type[Model], columns: Sequence[str], rows: Sequence[tuple
     fields = _fields(model, columns)
     table, pk = quote(model._meta.db_table), quote(cast(Field, model._meta.pk).column)
     rows = _prepared(fields, rows, connection)
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Dropped at commit; made anew per call, since the columns differ between calls.
             # Named in pg_temp, so that no table of the schema can be meant.

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.http import Http404
 from django.utils import translation
 
+from styrkort.bulk import update_rows
 from styrkort.extracts.services import derived_lock
 from styrkort.history.models import ChangeRecord
 from styrkort.indicators import engine, services
@@ -120,13 +121,18 @@ def test_it_keeps_the_previous_provenance_when_storing_fails(
     write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
 
     def broken(*args, **kwargs):
-        # PO01's kept rows already have the new run: the failure must undo that too.
+        # Rows already have the new run (PO09's updated cells, or PO01's kept rows once
+        # restamped): the failure must undo that too.
         assert IndicatorResult.objects.exclude(run_id__in=set(before.values())).exists()
         raise RuntimeError("disk full")
 
+    def update_then_fail(*args, **kwargs):
+        update_rows(*args, **kwargs)
+        broken()
+
     figures = dict(IndicatorResult.objects.values_list("id", "numerator"))
     # PO09's changed cells are updated in place; a new cell would be inserted.
-    monkeypatch.setattr(services, "_update_cells", broken)
+    monkeypatch.setattr(services, "update_rows", update_then_fail)
     monkeypatch.setattr(services, "insert_rows", broken)
     with pytest.raises(RuntimeError):
         services.compute(region, stale=True)
@@ -284,6 +290,28 @@ def test_it_recomputes_an_edited_definition_in_full(region, users, unit_a, extra
     ) == {services.current_definition("PO09").version}
 
 
+def test_it_reads_the_stored_periods_of_each_definition_version(
+    region, other_region, users, unit_a, extract_dir
+):
+    _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    earlier = services.current_definition("PO09")
+    earlier.pk, earlier.version, earlier.is_current = None, "old", False
+    earlier.save()
+    IndicatorResult.objects.filter(definition__code="PO09", period="2025-03").update(
+        definition=earlier, definition_version="old"
+    )
+    pairs = IndicatorResult.objects.values_list("definition_id", "period").distinct()
+    assert sorted(services._stored_periods(region)) == sorted(pairs)
+    assert services._stored_periods(other_region) == []
+    versions, periods = services._stored(region)
+    assert versions["PO09"] == {"old", services.current_definition("PO09").version}
+    assert "2025-03" in periods["PO09"]
+    assert periods["PO01"] == set(
+        IndicatorResult.objects.filter(definition__code="PO01").values_list("period", flat=True)
+    )
+
+
 def _rows(**filters):
     return dict(IndicatorResult.objects.filter(**filters).values_list("id", "run_id"))
 
@@ -428,12 +456,20 @@ def test_it_sets_the_definition_only_in_updated_rows_of_another_version(
         engine.empty_block("PO09"), numerator=two, denominator=two * 10, value=two / 10,
         lower=two / 20, upper=two / 5, comparison=np.array(["similar", "worse"], dtype=object),
         complete=np.array([True, True]), reason=np.array(["", ""], dtype=object),
+        period=np.array([a.period, b.period], dtype=object),
     )  # fmt: skip
     writes = services._CellWrites(
         row_id=np.array([a.pk, b.pk]), same=np.array([False, False]), orphans=[],
         version=np.array([True, False]),
     )  # fmt: skip
-    assert services._update_cells(block, writes, definition) == 2
+    inputs = {a.period: a.inputs_id, b.period: b.inputs_id}
+    updates = services._cell_updates(block, writes, definition, a.run, inputs)
+    for names, rows in updates.items():
+        update_rows(IndicatorResult, names, rows)
+    assert sum(len(rows) for rows in updates.values()) == 2
+    columns_of = {row[-1]: names for names, rows in updates.items() for row in rows}
+    assert "definition_id" in columns_of[b.pk]
+    assert "definition_id" not in columns_of[a.pk]
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.numerator, a.comparison, b.numerator, b.comparison) == (1, "similar", 2, "worse")
