@@ -162,6 +162,12 @@ class Listed(tuple[ListingRow, ...]):
             cache[key] = by_month
         return cache[key]
 
+    def months(self) -> set[str]:
+        """The months with listing rows."""
+        if "_months" not in self.__dict__:
+            self.__dict__["_months"] = {r.month for r in self}
+        return self.__dict__["_months"]
+
 
 @dataclass(frozen=True)
 class StaffingRow:

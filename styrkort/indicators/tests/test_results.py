@@ -348,6 +348,26 @@ def test_it_keeps_every_row_when_a_month_is_uploaded_again_unchanged(
     assert "0 replaced, " in services.summarise(run)
 
 
+@pytest.mark.parametrize("moved", ["one row", "all rows but one"])
+def test_it_computes_a_period_whose_rows_come_from_two_input_sets(
+    region, users, unit_a, extract_dir, moved
+):
+    e = _monthly(region, users["analyst"], extract_dir)
+    services.compute(region)
+    rows = IndicatorResult.objects.filter(definition__code="PO01", period="2025-03")
+    ids = sorted(rows.values_list("id", flat=True))
+    other = IndicatorResult.objects.filter(definition__code="PO01", period="2025-01").first()
+    assert other.inputs_id != rows.first().inputs_id
+    # Whichever row is looked at first, one of the period's rows is of another input set.
+    chosen = ids[:1] if moved == "one row" else ids[1:]
+    IndicatorResult.objects.filter(id__in=chosen).update(inputs_id=other.inputs_id)
+    march = [r for r in e.contacts if r["contact_date"].month == 3]
+    write_extract(region, users["analyst"], extract_dir, "contacts", "2025-03", march)
+    run = services.compute(region, stale=True)
+    assert run.computed["PO01"] == ["2025-03"]  # its quarter and year: kept
+    assert len(set(rows.values_list("inputs_id", flat=True))) == 1
+
+
 @pytest.mark.postgres_only
 def test_it_restamps_kept_rows_without_touching_an_index(region, users, unit_a, extract_dir):
     """PostgreSQL: the kept rows' new run and inputs are HOT updates (migration 0003: no
