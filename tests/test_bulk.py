@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import FieldDoesNotExist
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from styrkort.bulk import insert_rows, update_rows
 from styrkort.organisation.models import Listing, Staffing
@@ -71,3 +71,32 @@ def test_it_writes_nothing_for_no_rows(unit_a):
     update_rows(Listing, ("listed",), [])
     insert_rows(Listing, ("unit_id", "month", "sex", "age_band", "listed"), [])
     assert not Listing.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_that_fails_part_way_changes_nothing(unit_a, monkeypatch):
+    monkeypatch.setattr("styrkort.bulk.BATCH", 1)  # SQLite: the bad row is in a later batch
+    insert_rows(Listing, ("unit_id", "month", "sex", "age_band", "listed"), [
+        (unit_a.pk, "2025-01", sex, "0-4", 10) for sex in "KM"
+    ])  # fmt: skip
+    k, m = (Listing.objects.get(unit=unit_a, sex=s) for s in "KM")
+    with pytest.raises(IntegrityError):
+        update_rows(Listing, ("listed",), [(20, k.pk), (None, m.pk)])  # listed is NOT NULL
+    assert _listings(unit_a) == [("2025-01", "K", "0-4", 10), ("2025-01", "M", "0-4", 10)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_of_the_callers_transaction_undoes_the_update(unit_a):
+    insert_rows(Listing, ("unit_id", "month", "sex", "age_band", "listed"), [
+        (unit_a.pk, "2025-01", "K", "0-4", 10),
+    ])  # fmt: skip
+    row = Listing.objects.get(unit=unit_a)
+
+    def fail_after_the_update():
+        with transaction.atomic():
+            update_rows(Listing, ("listed",), [(20, row.pk)])
+            raise RuntimeError("the caller fails after the update")
+
+    with pytest.raises(RuntimeError):
+        fail_after_the_update()
+    assert _listings(unit_a) == [("2025-01", "K", "0-4", 10)]
