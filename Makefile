@@ -63,8 +63,13 @@ messages:
 	cd styrkort && ../$(PY) ../manage.py makemessages -l sv --no-obsolete --no-location
 	cd styrkort && ../$(PY) ../manage.py compilemessages -l sv
 
+# With a PostgreSQL server at 127.0.0.1:5432, the engine's stored steps run on it too.
+BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432/styrkort_bench
+
 bench: install-dev
-	$(PY) bench/run.py
+	@if $(PY) -c "import psycopg; psycopg.connect('host=127.0.0.1 port=5432 user=postgres dbname=postgres', connect_timeout=3).close()" 2>/dev/null; then \
+	  $(PY) bench/run.py --postgres $(BENCH_PG_URL); \
+	else $(PY) bench/run.py; fi
 
 clean:
 	rm -rf var build *.egg-info

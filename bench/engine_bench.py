@@ -762,11 +762,18 @@ DETAIL_KEYS = ("periods", "examples", "figures_examples", "corrections", "by_ind
 # ------------------------------------------------------------------------------------------
 
 
-def _run_step(name: str, data: Path, work: Path, script: str | Path = __file__) -> dict:
-    """Run ``script --step name`` in a child process; its JSON result plus its peak RSS."""
+def _run_step(
+    name: str, data: Path, work: Path, script: str | Path = __file__, database: str | None = None
+) -> dict:
+    """Run ``script --step name`` in a child process; its JSON result plus its peak RSS.
+    ``database``: a database URL for the child (default: a SQLite file under ``work``, also
+    when the caller's environment names another database)."""
     out = work / f"{name}.json"
     cmd = [sys.executable, str(script), "--step", name, "--data", str(data), "--work", str(work)]
-    proc = subprocess.Popen(cmd, cwd=ROOT)
+    env = {k: v for k, v in os.environ.items() if k != "STYRKORT_DATABASE_URL"}
+    if database:
+        env["STYRKORT_DATABASE_URL"] = database
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     _pid, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise SystemExit(f"step {name} failed")

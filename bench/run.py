@@ -3,6 +3,7 @@ contacts, every step in its own child process, a table of seconds, ratios, targe
 memory, written with the machine's details to ``docs/performance.md``.
 
     .venv/bin/python bench/run.py [--scale 6.6] [--quick] [--work DIR] [--output FILE]
+                                  [--postgres URL]
 
 Steps (the engine steps are those of ``bench/engine_bench.py``, run through its functions):
 
@@ -20,7 +21,11 @@ Steps (the engine steps are those of ``bench/engine_bench.py``, run through its 
   ``services.compute(region, [month])`` (target: under 2 s);
 * ``verify``: every indicator computed in full from the files in force, not stored, each
   figure compared with the stored results the recomputes left;
-* every step: peak resident memory of its process (target: under 3 GB).
+* every step: peak resident memory of its process (target: under 3 GB);
+* with ``--postgres URL``: ``setup``, ``full``, ``recompute_same`` and ``recompute`` once more
+  with the results stored in PostgreSQL (the production database; the database of ``URL`` is
+  dropped and created anew, and dropped at the end). ``make bench`` passes it when a server
+  answers at 127.0.0.1:5432. The targets are judged on the SQLite steps, the embedded default.
 
 The extracts are generated once into ``WORK/extracts/{parquet,csv}`` and reused while the
 manifest says the same seed, scale and months. ``--quick`` runs a few months at a tiny scale
@@ -35,6 +40,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,6 +112,33 @@ def step_copy(data: Path, work: Path) -> dict:
 
 
 STEPS = {"ingest": step_ingest, "copy": step_copy}
+#: The engine steps run again on PostgreSQL with ``--postgres``.
+POSTGRES_STEPS = ("setup", "full", "recompute_same", "recompute")
+
+
+@contextmanager
+def fresh_database(url: str) -> Iterator[str]:
+    """The database of ``url`` dropped and created anew for the benchmark, dropped again at
+    the end; ``url``'s other databases are not touched."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = conninfo_to_dict(url).get("dbname")
+    if not name or name in ("postgres", "template0", "template1"):
+        raise SystemExit(f"--postgres needs a database of the benchmark's own, not {name!r}")
+    admin = make_conninfo(url, dbname="postgres")
+
+    def run(statement: str) -> None:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(sql.SQL(statement).format(sql.Identifier(name)))
+
+    run("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+    run("CREATE DATABASE {}")
+    try:
+        yield url
+    finally:
+        run("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -278,6 +312,34 @@ def corrections_text(c: dict) -> str:
     )
 
 
+def postgres_section(f: dict) -> str:
+    """The steps run again with the results in PostgreSQL (``--postgres``), or nothing."""
+    pg = f.get("postgres")
+    if not pg:
+        return ""
+    labels = {
+        "full": "full indicator run",
+        "recompute_same": "recompute after an identical re-upload",
+        "recompute": "recompute after one corrected month",
+    }
+    lines = ["| step | seconds | SQLite (s) | results written | peak memory (MB) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for step, label in labels.items():
+        lines.append(
+            f"| {label} | {pg[step]['seconds']:.1f} | {f[step]['seconds']:.1f} | "
+            f"{_thousands(pg[step]['results'])} | {pg[step]['peak_mb']:.0f} |"
+        )
+    return f"""
+## On PostgreSQL
+
+The same engine steps with the results stored in PostgreSQL (the production database: a
+database of the benchmark's own, created for the run and dropped after it), on the same
+extracts, after the SQLite steps; the targets above are judged on SQLite, the embedded default.
+
+{chr(10).join(lines)}
+"""
+
+
 def report(f: dict) -> str:
     m = f["machine"]
     rows = f["manifest_rows"]
@@ -351,7 +413,7 @@ corrected month wrote {t(f["recompute"]["results"])}, that of the identical re-u
 {t(f["recompute_same"]["results"])}.
 
 {recompute_notes(f)}
-
+{postgres_section(f)}
 ## What each step measures
 
 * **full indicator run**: `services.compute(region)`, every indicator of the catalogue for
@@ -420,6 +482,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", type=Path, help="write the report here")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     parser.add_argument("--note", default="", help="a sentence for the report's machine section")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="also store results in this PostgreSQL database"
+    )
     parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -472,9 +537,26 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:14s} {time.perf_counter() - started:7.1f} s  {json.dumps(shown)}", flush=True)
     if figures["ingest"]["refused"]:
         raise SystemExit(f"ingest refused: {figures['ingest']['refused']}")
+    if args.postgres:
+        pg_work = work / "engine-postgres"
+        shutil.rmtree(pg_work, ignore_errors=True)
+        (pg_work / "data").mkdir(parents=True)
+        figures["postgres"] = {}
+        with fresh_database(args.postgres) as url:
+            for name in POSTGRES_STEPS:
+                started = time.perf_counter()
+                result = engine_bench._run_step(name, parquet, pg_work, database=url)
+                figures["postgres"][name] = result
+                shown = {k: v for k, v in result.items() if k not in engine_bench.DETAIL_KEYS}
+                print(f"{'pg ' + name:14s} {time.perf_counter() - started:7.1f} s  "
+                      f"{json.dumps(shown)}", flush=True)  # fmt: skip
     figures["machine"]["load"] = os.getloadavg()
     print()
     print(format_table(table_rows(figures), markdown=False))
+    if "postgres" in figures:
+        pg = figures["postgres"]
+        steps = ("full", "recompute_same", "recompute")
+        print("on PostgreSQL: " + ", ".join(f"{s} {pg[s]['seconds']:.1f} s" for s in steps))
     print(
         f"\nbaseline mismatches: {figures['baseline']['mismatches']}, "
         f"pandas mismatches: {figures['pandas']['mismatches']}, "

@@ -54,3 +54,33 @@ def test_it_runs_the_benchmark_and_writes_the_report(tmp_path, settings):
         assert label in text
     assert "| Cores |" in text
     assert not (ROOT / "docs" / "performance.md").samefile(report)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres_only
+@pytest.mark.django_db
+def test_it_runs_the_stored_steps_on_postgresql_too(tmp_path, settings):
+    """`make bench` with a PostgreSQL server: the engine's stored steps again, in a database
+    of their own that is dropped at the end, with the same figures as on SQLite."""
+    import psycopg
+
+    db = settings.DATABASES["default"]
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    server = f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}"
+    report, figures = tmp_path / "performance.md", tmp_path / "figures.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--work", str(tmp_path),
+         "--output", str(report), "--json", str(figures),
+         "--postgres", f"{server}/styrkort_bench_test"],
+        cwd=ROOT, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    data = json.loads(figures.read_text())
+    pg = data["postgres"]
+    for step in ("full", "recompute_same", "recompute"):
+        assert pg[step]["seconds"] > 0
+        assert pg[step]["results"] == data[step]["results"]
+    assert pg["recompute"]["figures_changed"] == data["recompute"]["figures_changed"] > 0
+    assert "## On PostgreSQL" in report.read_text()
+    with psycopg.connect(f"{server}/postgres") as connection:
+        names = [n for (n,) in connection.execute("SELECT datname FROM pg_database")]
+    assert "styrkort_bench_test" not in names
