@@ -38,6 +38,12 @@ are compared with their earlier ones, so the months whose case rows did not chan
 (``CaseState.touched``); :func:`compute_blocks` can leave out the periods made of such months
 (``Block.untouched``), whose stored figures the service layer then keeps.
 
+Patients (:data:`PATIENT_KEY`): inside DuckDB a patient is the 64-bit hash of its
+pseudonym, not the pseudonym's text: eight bytes join, group and scan faster than text.
+Whenever the case rows are computed for every patient the engine checks that no two
+pseudonyms in force share a hash (:meth:`Engine.check_patient_keys`); if two ever do, the
+region's derived directory is marked and its runs use the pseudonyms' text from then on.
+
 Dependency rule (incremental recomputation, :func:`dependent_periods`): the figure of a
 definition for result period P depends on the rows of its tables dated from
 ``P.start - lookback_days`` to ``P.end + lookahead_days`` (``"all"``: unbounded). When the
@@ -87,6 +93,19 @@ _UNKNOWN = "?"
 _EXTRACT_TABLES = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave")
 #: Extract tables with a patient_key column (a diagnosis or procedure names its contact).
 _PATIENT_TABLES = ("contacts", "measurements", "sick_leave")
+#: The patient inside DuckDB, from the pseudonym's text ``{}``: its 64-bit hash (DuckDB's
+#: ``hash``, so the DuckDB version is part of every cache key). Pseudonyms of two patients
+#: with one hash would be counted as one patient; :meth:`Engine.check_patient_keys` looks for
+#: them and the engine then falls back to the text (:data:`EXACT_KEYS_MARKER`).
+PATIENT_KEY = "hash({})"
+#: A file in a region's derived directory: its runs identify patients by the pseudonym's text.
+EXACT_KEYS_MARKER = "exact-patient-keys"
+
+
+class PatientKeyCollision(Exception):
+    """Two pseudonyms in force have one :data:`PATIENT_KEY` hash."""
+
+
 #: Pseudo-tables for data from the registry, for the dependency rule.
 LISTINGS, STAFFING = "listings", "staffing"
 #: Key of the region's units in a block's ``collected`` fingerprints.
@@ -589,6 +608,7 @@ def _state_manifest(
     files: Mapping[str, Sequence[ExtractFile]],
     units_key: str,
     columns: Mapping[str, Mapping[str, str]],
+    key_mode: str,
 ) -> dict:
     chosen = sorted(
         (f for group in files.values() for f in group), key=lambda f: (f.table, f.period)
@@ -599,6 +619,7 @@ def _state_manifest(
         "version": definition.version,
         "units": units_key,
         "columns": {t: dict(columns[t]) for t in definition.tables},
+        "patient_keys": key_mode,
         # Case rows of a definition counted per period exist for these periods only.
         "periods": [str(p) for p in periods] if definition.uses_periods else None,
         "files": [[f.table, f.period, f.checksum] for f in chosen],
@@ -971,6 +992,7 @@ class Engine:
         threads: int | None = None,
         temp_directory: Path | None = None,
         cache_dir: Path | None = None,
+        exact_patient_keys: bool = False,
     ):
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
@@ -987,6 +1009,15 @@ class Engine:
         self.con.execute("SET enable_progress_bar = false")
         self.columns = canonical_columns()
         self.cache_dir = cache_dir
+        self.exact_keys = exact_patient_keys or bool(
+            cache_dir and (cache_dir / EXACT_KEYS_MARKER).exists()
+        )
+        if not self.exact_keys:
+            for columns in self.columns.values():
+                if "patient_key" in columns:
+                    columns["patient_key"] = "UBIGINT"
+        # In every share's and state's key: rows keyed one way must not meet rows keyed another.
+        self.key_mode = "text" if self.exact_keys else f"hash64 duckdb {duckdb.__version__}"
         self._present: dict[Path, set[str]] = {}  # share folder -> file names in it
         self._used: dict[Path, set[str]] = defaultdict(set)  # share folder -> used this run
         # What each table's view reads now: its files, and whether restricted.
@@ -1035,9 +1066,46 @@ class Engine:
 
     # -- tables ----------------------------------------------------------------------------
 
+    def patient_key(self, column: str = '"patient_key"') -> str:
+        """SQL of the patient inside DuckDB from an extract's ``patient_key`` column."""
+        text = f"CAST({column} AS VARCHAR)"
+        return text if self.exact_keys else PATIENT_KEY.format(text)
+
     def _select_cast(self, table: str, source: str, extra: str = "") -> str:
-        cols = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in self.columns[table].items())
+        cols = ", ".join(
+            f'{self.patient_key()} AS "{c}"'
+            if c == "patient_key"
+            else f'CAST("{c}" AS {t}) AS "{c}"'
+            for c, t in self.columns[table].items()
+        )
         return f"SELECT {cols}{extra} FROM {source}"
+
+    def check_patient_keys(self, files: Mapping[str, Sequence[ExtractFile]]) -> None:
+        """Raise :class:`PatientKeyCollision` (and mark the derived directory, so that the
+        region's runs use the pseudonyms' text from then on) when two pseudonyms of
+        ``files`` have one hash."""
+        if self.exact_keys:
+            return
+        reads = [
+            f"SELECT CAST(patient_key AS VARCHAR) AS k FROM read_parquet([{paths}])"
+            for table in _PATIENT_TABLES
+            if (paths := ", ".join(_q(str(f.path)) for f in files.get(table, ())))
+        ]
+        if not reads:
+            return
+        shared = self.con.execute(
+            f"SELECT count(*) FROM (SELECT {PATIENT_KEY.format('k')} AS h "
+            f"FROM ({' UNION '.join(reads)}) GROUP BY h HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+        if shared:
+            if self.cache_dir is not None:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                (self.cache_dir / EXACT_KEYS_MARKER).write_text(
+                    "Two patient pseudonyms had one 64-bit hash: this region's runs identify "
+                    "patients by the pseudonym's text (slower). Delete this file only with "
+                    "the derived data it protects.\n"
+                )
+            raise PatientKeyCollision(f"{shared} hash(es) shared by two patient pseudonyms")
 
     def set_files(self, table: str, files: Sequence[ExtractFile]) -> None:
         """Point the view ``table`` at ``files`` (typed empty when there are none), only at
@@ -1144,7 +1212,7 @@ class Engine:
             scope = {t: [group[t]] if t in group else [] for t in view.tables}
             key = _key(
                 [CACHE_FORMAT, view.name, view.sql, _files_key(group),
-                 {t: self.columns[t] for t in view.tables}]
+                 {t: self.columns[t] for t in view.tables}, self.key_mode]
             )  # fmt: skip
             paths.append(self._cached("views", view.name, key, period, lambda: view.sql, scope))
         return paths
@@ -1262,7 +1330,9 @@ class Engine:
         if not periods:
             return None
         chosen = files_for(definition, files, periods)
-        manifest = _state_manifest(definition, periods, chosen, self._units_key, self.columns)
+        manifest = _state_manifest(
+            definition, periods, chosen, self._units_key, self.columns, self.key_mode
+        )
         key = _key({k: v for k, v in manifest.items() if k != "paths"})
         folder = self.cache_dir / "state" / definition.code
         folder.mkdir(parents=True, exist_ok=True)
@@ -1314,7 +1384,8 @@ class Engine:
             # One read of the contacts files for all the diagnosis and procedure changes.
             paths = ", ".join(_q(p) for p in sorted(contacts))
             parts.append(
-                f"SELECT CAST(patient_key AS VARCHAR) FROM read_parquet([{paths}]) "
+                f"SELECT {self.patient_key('patient_key')} AS patient_key "
+                f"FROM read_parquet([{paths}]) "
                 f"WHERE CAST(contact_id AS VARCHAR) IN ({' UNION ALL '.join(by_contact)})"
             )
         return " UNION ".join(parts)
@@ -1386,7 +1457,9 @@ class Engine:
         if not states:
             return
         changed = [c for state in states for c in state.changed]
-        patients = self._affected_sql(changed) or "SELECT NULL::VARCHAR AS patient_key LIMIT 0"
+        patients = self._affected_sql(changed) or (
+            f"SELECT NULL::{self.columns['contacts']['patient_key']} AS patient_key LIMIT 0"
+        )
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE affected AS {patients}")
         in_use = union_files(state.files for state in states)
         self.restricted = True
@@ -1514,7 +1587,7 @@ class Engine:
             scope = {t: [group[t]] if t in group else [] for t in definition.tables}
             key = _key(
                 [CACHE_FORMAT, definition.version, definition.case_sql, self._units_key,
-                 _files_key(group), summed]
+                 _files_key(group), summed, self.key_mode]
             )  # fmt: skip
 
             def sql(p: Period = period) -> str:
@@ -1757,7 +1830,32 @@ def compute_blocks(
     out the periods in which they did not change (``Block.untouched``): the caller keeps
     their stored figures once it has checked that they were computed from the earlier files.
     """
-    engine = Engine(units, listing, **(engine_options or {}))
+
+    def attempt(options: Mapping) -> list[Block]:
+        engine = Engine(units, listing, **options)
+        return _compute_blocks(
+            catalogue, plan, engine, files, staffing, progress, skip_untouched
+        )  # fmt: skip
+
+    try:
+        return attempt(engine_options or {})
+    except PatientKeyCollision as exc:
+        # Rare beyond measure (about n^2 / 2^65 for n pseudonyms), but then exact: the same
+        # run again with the pseudonyms' text, which the marker keeps for later runs too.
+        log.warning("%s: computing with the pseudonyms' text", exc)
+        return attempt({**(engine_options or {}), "exact_patient_keys": True})
+
+
+def _compute_blocks(
+    catalogue: Catalogue,
+    plan: Mapping[str, Sequence[Period]],
+    engine: Engine,
+    files: Sequence[ExtractFile],
+    staffing: Sequence[StaffingRow],
+    progress: Callable[[int, int, str], None] | None,
+    skip_untouched: Container[str],
+) -> list[Block]:
+    """:func:`compute_blocks` on ``engine``, which it closes."""
     try:
         # Per-patient definitions read their cases from rows kept between runs: brought up
         # to date for the patients whose data changed, or computed for all.
@@ -1772,6 +1870,10 @@ def compute_blocks(
             catalogue, [s for s in states.values() if not s.current and s.previous]
         )
         new_states = [s for s in states.values() if not s.current]
+        if engine.cache_dir is None or any(s.previous is None for s in new_states):
+            # Everyone's case rows are computed: the moment to see that every pseudonym in
+            # force has a hash of its own (a run that brings rows up to date does not look).
+            engine.check_patient_keys(union_files({f.table: [f]} for f in files))
         # One set of files for the rest of the run: the union of the windows of the other
         # planned definitions and the files of the states computed for all.
         groups: list[Mapping[str, Sequence[ExtractFile]]] = []

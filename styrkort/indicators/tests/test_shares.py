@@ -70,7 +70,7 @@ def env(settings, tmp_path, region, uploader, unit_a, unit_b):
     return e
 
 
-def _blocks(region, cache_dir, skip_untouched=()) -> list[engine.Block]:
+def _blocks(region, cache_dir, skip_untouched=(), exact=False) -> list[engine.Block]:
     """Every indicator for every period, straight from the engine (nothing stored)."""
     catalogue = load_catalogue()
     files = services.active_files(region)
@@ -86,13 +86,13 @@ def _blocks(region, cache_dir, skip_untouched=()) -> list[engine.Block]:
         files=files,
         listing=services._listing(region, MONTHS),
         staffing=staffing,
-        engine_options={"cache_dir": cache_dir},
+        engine_options={"cache_dir": cache_dir, "exact_patient_keys": exact},
         skip_untouched=skip_untouched,
     )
 
 
-def _figures(region, cache_dir) -> dict[str, list[dict]]:
-    return {b.code: b.rows() for b in _blocks(region, cache_dir)}
+def _figures(region, cache_dir, exact=False) -> dict[str, list[dict]]:
+    return {b.code: b.rows() for b in _blocks(region, cache_dir, exact=exact)}
 
 
 def _by_period(figures: dict[str, list[dict]]) -> dict[tuple[str, str], list[dict]]:
@@ -193,6 +193,17 @@ def test_it_keeps_the_shares_of_a_month_sent_again_unchanged(
     assert _shares(root) == before  # the same files, none rewritten
 
 
+def _patients(*pseudonyms: str) -> set:
+    """The engine's keys of these pseudonyms (their hashes, see ``engine.PATIENT_KEY``)."""
+    key = engine.PATIENT_KEY.format("k")
+    return {
+        h
+        for (h,) in duckdb.execute(
+            f"SELECT {key} FROM unnest(?) AS t(k)", [list(pseudonyms)]
+        ).fetchall()
+    }
+
+
 PER_PATIENT = {"PO02", "PO04", "PO05", "PO06", "PO07A", "PO07B", "PO08A", "PO08B", "PO08C",
                "PO12"}  # fmt: skip
 
@@ -232,7 +243,7 @@ def test_it_updates_the_kept_cases_of_the_patients_whose_rows_changed(
     assert states[-1] == {"updated": set(), "patients": set(), "made": PER_PATIENT}
     _replace_march(region, env, uploader, settings)
     figures = _figures(region, root)
-    assert states[-1] == {"updated": PER_PATIENT, "patients": {"p3", "p4"}, "made": set()}
+    assert states[-1] == {"updated": PER_PATIENT, "patients": _patients("p3", "p4"), "made": set()}
     assert figures == _figures(region, None)
     # One state per definition, kept as changes to the earlier rows: nothing else is left.
     for code in PER_PATIENT:
@@ -257,7 +268,7 @@ def test_it_keeps_the_cases_right_over_successive_corrections(
     _send_month(region, env, uploader, settings, "2025-04")
     bases = {code: _state(root, code)["base"]["rows"] for code in PER_PATIENT}
     assert _figures(region, root) == _figures(region, None)
-    assert states[-2]["patients"] == {"p1", "p6"}  # [-1] is the run without a cache
+    assert states[-2]["patients"] == _patients("p1", "p6")  # [-1] is the run without a cache
     assert {code: _state(root, code)["base"]["rows"] for code in PER_PATIENT} == bases
     # March again, as first sent; past the share of changes allowed, the rows are kept whole.
     monkeypatch.setattr(engine, "STATE_CHANGES_LIMIT", 0.0)
@@ -515,3 +526,41 @@ def test_purging_a_version_removes_the_cases_kept_as_changes_to_rows_made_from_i
     assert run_pending() == 1
     assert not [p for p in kept if p.exists()]
     assert not list(root.glob("state/*/*.json"))
+
+
+def _key_modes(root) -> set[str]:
+    return {json.loads(p.read_text())["patient_keys"] for p in (root / "state").rglob("*.json")}
+
+
+def test_it_counts_patients_by_the_hash_of_their_pseudonym_as_by_its_text(
+    region, env, uploader, settings, tmp_path
+):
+    hashed, text = tmp_path / "hashed", tmp_path / "text"
+    assert _figures(region, hashed) == _figures(region, text, exact=True)
+    assert _key_modes(hashed) == {f"hash64 duckdb {duckdb.__version__}"}
+    assert _key_modes(text) == {"text"}
+    _replace_march(region, env, uploader, settings)
+    assert _figures(region, hashed) == _figures(region, text, exact=True)
+
+
+def test_it_counts_by_the_pseudonyms_text_once_two_share_a_hash(
+    region, env, uploader, settings, tmp_path, monkeypatch, states
+):
+    exact = _figures(region, tmp_path / "text", exact=True)
+    # Five pseudonyms, two hashes: patients that would be counted as one.
+    monkeypatch.setattr(engine, "PATIENT_KEY", "(hash({}) % 2)")
+    unchecked = tmp_path / "unchecked"
+    with monkeypatch.context() as m:
+        m.setattr(engine.Engine, "check_patient_keys", lambda self, files: None)
+        assert _figures(region, unchecked) != exact  # what the check is there for
+    root = tmp_path / "derived"
+    assert _figures(region, root) == exact
+    assert (root / engine.EXACT_KEYS_MARKER).is_file()
+    assert _key_modes(root) == {"text"}
+    # Later runs bring the rows kept by the text up to date, without looking again.
+    _replace_march(region, env, uploader, settings)
+    assert _figures(region, root) == _figures(region, tmp_path / "text", exact=True)
+    assert states[-1]["updated"] == PER_PATIENT
+    assert _key_modes(root) == {"text"}
+    # Without a derived directory every run looks, and computes by the text.
+    assert _figures(region, None) == _figures(region, tmp_path / "text", exact=True)
