@@ -1019,6 +1019,7 @@ class Engine:
         # In every share's and state's key: rows keyed one way must not meet rows keyed another.
         self.key_mode = "text" if self.exact_keys else f"hash64 duckdb {duckdb.__version__}"
         self._present: dict[Path, set[str]] = {}  # share folder -> file names in it
+        self._periods: tuple[Period, ...] | None = None  # what the periods tables hold
         self._used: dict[Path, set[str]] = defaultdict(set)  # share folder -> used this run
         # What each table's view reads now: its files, and whether restricted.
         self._table_views: dict[str, tuple[list[ExtractFile], bool]] = {}
@@ -1260,7 +1261,12 @@ class Engine:
                     self.con.execute(f"CREATE OR REPLACE TABLE {view.name} AS {parts}")
 
     def set_periods(self, periods: Sequence[Period]) -> None:
-        """Fill ``periods`` and ``period_months`` with the periods being computed."""
+        """Fill ``periods`` and ``period_months`` with the periods being computed (left as
+        they are when they hold these periods already: the kept states of a run mostly
+        share theirs)."""
+        if self._periods == tuple(periods):
+            return
+        self._periods = tuple(periods)
         rows = [
             (str(p), p.kind, p.start, p.end, p.year, [str(m) for m in p.months()]) for p in periods
         ]
