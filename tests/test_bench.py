@@ -43,7 +43,8 @@ def test_it_runs_the_benchmark_and_writes_the_report(tmp_path, settings):
     assert data["recompute"]["validation"]["ok"]
     # Run twice at this scale, each from the same saved state; the median run is reported.
     runs = data["recompute"]["runs"]
-    assert len(runs) == 2 and data["recompute"]["seconds"] in runs
+    assert len(runs) == 2
+    assert data["recompute"]["seconds"] in runs
     assert all(c > 0 for c in data["recompute"]["cpu_runs"])
     assert not (tmp_path / "engine-saved").exists()
     assert data["recompute"]["figures_changed"] > 0
