@@ -389,10 +389,11 @@ def report(f: dict) -> str:
     shared = ""
     if max(m["start_load"][0], m["load"][0]) > 0.5 * (m["cores"] or 1):
         shared = (
-            f"**Shared machine**: other work ran during the benchmark (load average {start_load} "
-            f"at the start, {load} at the end, on {m['cores']} cores), so the seconds are "
-            "higher and noisier than on an idle machine; the ratios compare steps run under "
-            "similar load."
+            f"**Load**: the load average was {start_load} at the start and {load} at the end "
+            f"(on {m['cores']} cores; the first counts what ran before the benchmark, the second "
+            "its own steps). The seconds vary from run to run on such a machine; the ratios "
+            "compare steps run under similar load, and the corrected month's recompute is the "
+            "median of several runs."
         )
     t = _thousands
     checks = (
