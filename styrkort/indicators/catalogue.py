@@ -783,7 +783,11 @@ def empty_database() -> duckdb.DuckDBPyConnection:
     con.execute("SET enable_progress_bar = false")
     columns = canonical_columns()
     for name in readable_tables():
-        cols = ", ".join(f'"{c}" {t}' for c, t in columns[name].items())
+        # As the engine gives it (the hash of the pseudonym, engine.PATIENT_KEY): a definition
+        # may compare, join and count patient_key, and one that treats it as text is refused.
+        cols = ", ".join(
+            f'"{c}" {"UBIGINT" if c == "patient_key" else t}' for c, t in columns[name].items()
+        )
         con.execute(f"CREATE TABLE {name} ({cols})")
     for name, cols_types in ENGINE_TABLES.items():
         cols = ", ".join(f'"{c}" {t}' for c, t in cols_types.items())

@@ -167,6 +167,18 @@ def test_it_refuses_sql_naming_an_unknown_column(raw):
     assert "born" in problem
 
 
+def test_it_refuses_sql_that_treats_the_patient_key_as_text(raw):
+    # Inside the engine a patient is the hash of its pseudonym (engine.PATIENT_KEY).
+    data = copy.deepcopy(raw)
+    q = indicator(data, "PO08A")["sql"]["query"]
+    indicator(data, "PO08A")["sql"]["query"] = q.replace(
+        "FROM treatment_waits w", "FROM treatment_waits w WHERE starts_with(w.patient_key, 'p-')"
+    )
+    (problem,) = problems_of(data)
+    assert "PO08A: sql.query:" in problem
+    assert "starts_with" in problem
+
+
 def test_it_refuses_sql_that_reads_a_table_it_does_not_declare(raw):
     data = copy.deepcopy(raw)
     indicator(data, "PO04")["sql"]["tables"] = ["contacts", "diagnoses"]
