@@ -289,6 +289,11 @@ class Catalogue:
 # ----------------------------------------------------------------------------------------------
 
 
+#: The type of ``patient_key`` inside the engine: the hash of the pseudonym
+#: (``engine.PATIENT_KEY``), as definitions are validated against it.
+PATIENT_KEY_TYPE = "UBIGINT"
+
+
 def canonical_columns() -> dict[str, dict[str, str]]:
     """``{table: {column: DuckDB type}}`` of the canonical extract, from extracts.schema."""
     return {
@@ -786,7 +791,8 @@ def empty_database() -> duckdb.DuckDBPyConnection:
         # As the engine gives it (the hash of the pseudonym, engine.PATIENT_KEY): a definition
         # may compare, join and count patient_key, and one that treats it as text is refused.
         cols = ", ".join(
-            f'"{c}" {"UBIGINT" if c == "patient_key" else t}' for c, t in columns[name].items()
+            f'"{c}" {PATIENT_KEY_TYPE if c == "patient_key" else t}'
+            for c, t in columns[name].items()
         )
         con.execute(f"CREATE TABLE {name} ({cols})")
     for name, cols_types in ENGINE_TABLES.items():

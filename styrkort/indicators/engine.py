@@ -81,7 +81,13 @@ import pyarrow.compute as pc
 
 from styrkort.breakdowns import ALL_AGES, REPORT_AGE_BANDS, TOTAL, band_bounds, report_band
 from styrkort.indicators import vectorised
-from styrkort.indicators.catalogue import Catalogue, Definition, View, canonical_columns
+from styrkort.indicators.catalogue import (
+    PATIENT_KEY_TYPE,
+    Catalogue,
+    Definition,
+    View,
+    canonical_columns,
+)
 from styrkort.periods import KINDS, MONTH, QUARTER, YEAR, Period
 
 log = logging.getLogger(__name__)
@@ -93,10 +99,11 @@ _UNKNOWN = "?"
 _EXTRACT_TABLES = ("contacts", "diagnoses", "procedures", "measurements", "sick_leave")
 #: Extract tables with a patient_key column (a diagnosis or procedure names its contact).
 _PATIENT_TABLES = ("contacts", "measurements", "sick_leave")
-#: The patient inside DuckDB, from the pseudonym's text ``{}``: its 64-bit hash (DuckDB's
-#: ``hash``, so the DuckDB version is part of every cache key). Pseudonyms of two patients
-#: with one hash would be counted as one patient; :meth:`Engine.check_patient_keys` looks for
-#: them and the engine then falls back to the text (:data:`EXACT_KEYS_MARKER`).
+#: The patient inside DuckDB (of type ``catalogue.PATIENT_KEY_TYPE``), from the pseudonym's
+#: text ``{}``: its 64-bit hash (DuckDB's ``hash``, so the DuckDB version is part of every
+#: cache key). Pseudonyms of two patients with one hash would be counted as one patient;
+#: :meth:`Engine.check_patient_keys` looks for them and the engine then falls back to the
+#: text (:data:`EXACT_KEYS_MARKER`).
 PATIENT_KEY = "hash({})"
 #: A file in a region's derived directory: its runs identify patients by the pseudonym's text.
 EXACT_KEYS_MARKER = "exact-patient-keys"
@@ -1015,7 +1022,7 @@ class Engine:
         if not self.exact_keys:
             for columns in self.columns.values():
                 if "patient_key" in columns:
-                    columns["patient_key"] = "UBIGINT"
+                    columns["patient_key"] = PATIENT_KEY_TYPE
         # In every share's and state's key: rows keyed one way must not meet rows keyed another.
         self.key_mode = "text" if self.exact_keys else f"hash64 duckdb {duckdb.__version__}"
         self._present: dict[Path, set[str]] = {}  # share folder -> file names in it
@@ -1081,16 +1088,17 @@ class Engine:
         )
         return f"SELECT {cols}{extra} FROM {source}"
 
-    def check_patient_keys(self, files: Mapping[str, Sequence[ExtractFile]]) -> None:
+    def check_patient_keys(self, files: Iterable[ExtractFile]) -> None:
         """Raise :class:`PatientKeyCollision` (and mark the derived directory, so that the
         region's runs use the pseudonyms' text from then on) when two pseudonyms of
         ``files`` have one hash."""
         if self.exact_keys:
             return
+        files = list(files)
         reads = [
             f"SELECT CAST(patient_key AS VARCHAR) AS k FROM read_parquet([{paths}])"
             for table in _PATIENT_TABLES
-            if (paths := ", ".join(_q(str(f.path)) for f in files.get(table, ())))
+            if (paths := ", ".join(_q(str(f.path)) for f in files if f.table == table))
         ]
         if not reads:
             return
@@ -1879,7 +1887,7 @@ def _compute_blocks(
         if engine.cache_dir is None or any(s.previous is None for s in new_states):
             # Everyone's case rows are computed: the moment to see that every pseudonym in
             # force has a hash of its own (a run that brings rows up to date does not look).
-            engine.check_patient_keys(union_files({f.table: [f]} for f in files))
+            engine.check_patient_keys(files)
         # One set of files for the rest of the run: the union of the windows of the other
         # planned definitions and the files of the states computed for all.
         groups: list[Mapping[str, Sequence[ExtractFile]]] = []
