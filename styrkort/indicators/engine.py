@@ -450,6 +450,14 @@ def files_for(
     return out
 
 
+def window_contents(
+    definition: Definition, files: Iterable[ExtractFile], period: Period
+) -> list[tuple[str, str, str]]:
+    """The files of ``period``'s window by what they hold: sorted (table, period, checksum)."""
+    chosen = files_for(definition, files, [period])
+    return sorted((f.table, f.period, f.checksum) for g in chosen.values() for f in g)
+
+
 def union_files(
     groups: Iterable[Mapping[str, Sequence[ExtractFile]]],
 ) -> dict[str, list[ExtractFile]]:
@@ -1926,10 +1934,7 @@ def _compute_blocks(
             if state is not None and code in skip_untouched:
                 for p in periods:
                     if p.kind in definition.period_types and state.untouched(p):
-                        chosen = files_for(definition, state.earlier, [p])
-                        untouched[str(p)] = sorted(
-                            (f.table, f.period, f.checksum) for g in chosen.values() for f in g
-                        )
+                        untouched[str(p)] = window_contents(definition, state.earlier, p)
                 periods = [p for p in periods if str(p) not in untouched]
             block = engine.run(definition, periods, files, covered, state)
             block.untouched = untouched

@@ -774,8 +774,7 @@ def _stored_from(
         if inputs_id not in sets:
             continue
         if extracts is None:
-            chosen = engine.files_for(definition, files, [wanted[period]])
-            expected = sorted((f.table, f.period, f.checksum) for g in chosen.values() for f in g)
+            expected = engine.window_contents(definition, files, wanted[period])
         else:
             expected = extracts[period]
         if _contents(sets[inputs_id][0]) == expected and complete == engine.is_complete(
